@@ -1,0 +1,1 @@
+-- (this part of the demo is added with its capability)

@@ -1,0 +1,5 @@
+-- pg_privacy: privileges on functions, applied after every object exists.
+-- Administrative functions act on extension-wide state: a DBA grants them
+-- (e.g. GRANT EXECUTE ON FUNCTION privacy.define_purpose(text, text, text) TO privacy_admin).
+REVOKE EXECUTE ON FUNCTION privacy.define_purpose(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.drop_purpose(text) FROM PUBLIC;

@@ -1,0 +1,90 @@
+//! Settings: every `privacy.*` GUC, registered by [`init`] and read through
+//! typed accessors. The prefix `privacy` is reserved so typos are rejected.
+//!
+//! | setting                  | default | context | meaning                                   |
+//! |--------------------------|---------|---------|-------------------------------------------|
+//! | `privacy.worker_enabled` | on      | SIGHUP  | the background worker starts new runs     |
+//! | `privacy.naptime`        | 60s     | SIGHUP  | how often the worker looks for due policies |
+//! | `privacy.batch_size`     | 10000   | SUSET   | rows per purge batch (worker and manual)  |
+//! | `privacy.lock_timeout`   | 1s      | SUSET   | max wait for a row/table lock per batch   |
+//! | `privacy.max_workers`    | 2       | SIGHUP  | per-database workers the launcher runs    |
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+static NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(60);
+static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+
+pub fn init() {
+    GucRegistry::define_bool_guc(
+        c"privacy.worker_enabled",
+        c"Whether the pg_privacy background worker starts new retention runs.",
+        c"When off, the launcher and per-database workers stay idle; runs in progress stop at the next batch boundary.",
+        &WORKER_ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"privacy.naptime",
+        c"Time between two scheduling rounds of the pg_privacy worker.",
+        c"A due policy starts at most this late.",
+        &NAPTIME_S,
+        1,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"privacy.batch_size",
+        c"Rows deleted or anonymized per batch by a retention run.",
+        c"The worker commits after each batch.",
+        &BATCH_SIZE,
+        1,
+        100_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"privacy.lock_timeout",
+        c"Longest wait for a lock by one retention batch.",
+        c"A batch that cannot get its locks in time is given up and retried later.",
+        &LOCK_TIMEOUT_MS,
+        1,
+        3_600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"privacy.max_workers",
+        c"Largest number of per-database pg_privacy workers running at once.",
+        c"Each worker is a background worker and counts against max_worker_processes.",
+        &MAX_WORKERS,
+        1,
+        64,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"privacy".as_ptr()) };
+}
+
+pub fn worker_enabled() -> bool {
+    WORKER_ENABLED.get()
+}
+
+pub fn naptime_secs() -> u64 {
+    NAPTIME_S.get().max(1) as u64
+}
+
+pub fn batch_size() -> i64 {
+    BATCH_SIZE.get().max(1) as i64
+}
+
+pub fn lock_timeout_ms() -> i32 {
+    LOCK_TIMEOUT_MS.get().max(1)
+}
+
+pub fn max_workers() -> usize {
+    MAX_WORKERS.get().max(1) as usize
+}

@@ -1,0 +1,55 @@
+//! pg_privacy: a privacy policy the database enforces.
+//!
+//! `lib.rs` only wires the modules together; each module owns one concern:
+//!
+//! | module      | owns                                                        |
+//! |-------------|-------------------------------------------------------------|
+//! | `error`     | the error type and its SQLSTATE constructors                |
+//! | `gucs`      | the `privacy.*` settings                                    |
+//! | `security`  | acting as the extension owner / a policy owner              |
+//! | `audit`     | appending to `privacy.audit_log`                            |
+//! | `labels`    | the label grammar (pure Rust parser and printer)            |
+//! | `tags`      | the `privacy` label provider, tag wrappers, tag readers     |
+//! | `purposes`  | `define_purpose` / `drop_purpose`                           |
+//! | `types`     | `regclass` and `name` SQL types                             |
+
+use pgrx::prelude::*;
+
+mod audit;
+mod error;
+mod gucs;
+mod labels;
+mod purposes;
+mod security;
+mod sql;
+mod tags;
+mod types;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!(
+    "../sql/views.sql",
+    name = "views",
+    requires = ["schema", tags::_label_parts]
+);
+extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+    tags::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'pg_privacy'"]
+    }
+}

@@ -1,0 +1,19 @@
+//! Small SPI helpers: queries that may return no row.
+//!
+//! pgrx's `Spi::get_one` treats an empty result as an error; most catalog
+//! lookups here mean "absent" by an empty result, so they go through [`opt`].
+
+use crate::error::PResult;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+
+/// First column of the first row, or `None` when there is no row (or NULL).
+pub fn opt<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> PResult<Option<T>> {
+    Spi::connect(|c| {
+        let rows = c.select(query, Some(1), args)?;
+        match rows.into_iter().next() {
+            Some(row) => Ok(row.get::<T>(1)?),
+            None => Ok(None),
+        }
+    })
+}

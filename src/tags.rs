@@ -1,0 +1,512 @@
+//! Column tags: the `privacy` security label provider and its SQL wrappers.
+//!
+//! Tags are stored by PostgreSQL itself in `pg_seclabel`, so they follow
+//! column renames, vanish with dropped columns and tables, and are dumped by
+//! `pg_dump`. This module registers the provider, validates each label when
+//! `SECURITY LABEL FOR privacy` runs (syntax via `labels`, then the catalog:
+//! purposes exist, types fit the methods, one SUBJECT per table), records tag
+//! changes in the audit log, and offers the wrappers `tag_column`,
+//! `mark_subject`, `untag_column` plus the reader other modules use
+//! ([`table_tags`], [`subject_columns`]).
+//!
+//! While `check_function_bodies` is off (as `pg_dump` output and `pg_restore`
+//! set it), references to purposes and functions are not checked, exactly as
+//! PostgreSQL defers function-body checks: a dump restores its labels before
+//! the data of `privacy.purposes`.
+
+use crate::audit;
+use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::labels::{self, Label, Method};
+use crate::types::{regclass_text, Regclass, SqlName};
+use pgrx::prelude::*;
+use serde_json::json;
+use std::ffi::CStr;
+
+pub const PROVIDER: &CStr = c"privacy";
+
+/// Register the `privacy` label provider. Called from `_PG_init`.
+pub fn init() {
+    unsafe { pg_sys::register_label_provider(PROVIDER.as_ptr(), Some(relabel_hook)) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relabel_hook(
+    object: *const pg_sys::ObjectAddress,
+    seclabel: *const std::ffi::c_char,
+) {
+    let obj = unsafe { &*object };
+    let label = if seclabel.is_null() {
+        None
+    } else {
+        Some(
+            unsafe { CStr::from_ptr(seclabel) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    };
+    check_and_audit(obj, label.as_deref()).or_raise();
+}
+
+/// A tagged column of a table, with its parsed label.
+#[derive(Debug, Clone)]
+pub struct ColumnTag {
+    pub attnum: i16,
+    pub name: String,
+    pub type_oid: pg_sys::Oid,
+    pub not_null: bool,
+    pub label: Label,
+}
+
+fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<()> {
+    if obj.classId != pg_sys::RelationRelationId || obj.objectSubId <= 0 {
+        return Err(PrivacyError::invalid_parameter(
+            "privacy labels can only be placed on table columns",
+        )
+        .with_hint("Use SECURITY LABEL FOR privacy ON COLUMN table.column IS '…'."));
+    }
+    crate::security::extension_owner()?;
+    let relid = obj.objectId;
+    let attnum = obj.objectSubId as i16;
+    let (relkind, attname, typid, notnull) = column_info(relid, attnum)?;
+    let object = format!(
+        "{}.{}",
+        regclass_text(relid),
+        spi::quote_identifier(&attname)
+    );
+    let restoring = restoring_dump();
+    let Some(text) = label else {
+        return if restoring {
+            Ok(())
+        } else {
+            audit::record("untag_column", &object, json!({}))
+        };
+    };
+    if !matches!(relkind.as_str(), "r" | "p") {
+        return Err(PrivacyError::invalid_parameter(format!(
+            "privacy labels can only be placed on columns of tables, and \"{}\" is not a table",
+            regclass_text(relid)
+        )));
+    }
+    let parsed = labels::parse(text).map_err(|e| {
+        PrivacyError::invalid_parameter(e.message).with_hint(
+            "A label is: PURPOSE name {, name} | CATEGORY name | SUBJECT | ANONYMIZE method, \
+             where method is NULL, PSEUDONYMIZE, EMAIL, TRUNCATE day|month|year, CONSTANT 'literal' or FUNCTION schema.func.",
+        )
+    })?;
+    let check_refs = !restoring;
+    if check_refs {
+        for p in &parsed.purposes {
+            if !crate::purposes::exists(p)? {
+                return Err(PrivacyError::invalid_parameter(format!(
+                    "invalid privacy label: purpose \"{p}\" does not exist"
+                ))
+                .with_hint("Define it first with privacy.define_purpose()."));
+            }
+        }
+    }
+    let typname = type_name(typid)?;
+    if parsed.subject {
+        if !is_subject_type(typid) {
+            return Err(PrivacyError::invalid_parameter(format!(
+                "invalid privacy label: SUBJECT column \"{attname}\" has type {typname}"
+            ))
+            .with_hint("A SUBJECT column must be text, varchar, integer, bigint or uuid."));
+        }
+        let others: Vec<String> = table_tags(relid)?
+            .into_iter()
+            .filter(|t| t.label.subject && t.attnum != attnum)
+            .map(|t| t.name)
+            .collect();
+        if let Some(other) = others.first() {
+            return Err(PrivacyError::invalid_parameter(format!(
+                "invalid privacy label: table {} already has SUBJECT column \"{other}\"",
+                regclass_text(relid)
+            ))
+            .with_hint("A table has at most one SUBJECT column."));
+        }
+    }
+    if let Some(m) = &parsed.anonymize {
+        check_method_fits(m, typid, &typname, &attname, notnull, check_refs)?;
+    }
+    if restoring {
+        return Ok(());
+    }
+    audit::record(
+        "tag_column",
+        &object,
+        json!({ "label": parsed.to_string() }),
+    )
+}
+
+/// Whether a superuser is restoring a dump: `check_function_bodies` is off
+/// (as `pg_dump` output and `pg_restore` set it). Then references to purposes
+/// and functions are not checked, like PostgreSQL's own function-body checks,
+/// and no audit entry is written: the restored audit log already holds the
+/// entries of the original changes (and would collide with new ones). For any
+/// other role the checks and the audit always apply.
+fn restoring_dump() -> bool {
+    unsafe { !pg_sys::check_function_bodies && pg_sys::superuser() }
+}
+
+fn column_info(relid: pg_sys::Oid, attnum: i16) -> PResult<(String, String, pg_sys::Oid, bool)> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT c.relkind::text, a.attname::text, a.atttypid, a.attnotnull
+               FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+              WHERE c.oid = $1 AND a.attnum = $2 AND NOT a.attisdropped",
+            None,
+            &[relid.into(), attnum.into()],
+        )?;
+        for r in rows {
+            return Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+                r.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
+                r.get::<bool>(4)?.unwrap_or(false),
+            ));
+        }
+        Err(PrivacyError::undefined_column(format!(
+            "column number {attnum} of relation {} does not exist",
+            u32::from(relid)
+        )))
+    })
+}
+
+fn type_name(typid: pg_sys::Oid) -> PResult<String> {
+    Ok(Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.format_type($1, NULL)",
+        &[typid.into()],
+    )?
+    .unwrap_or_default())
+}
+
+pub fn is_subject_type(typid: pg_sys::Oid) -> bool {
+    [
+        pg_sys::TEXTOID,
+        pg_sys::VARCHAROID,
+        pg_sys::INT4OID,
+        pg_sys::INT8OID,
+        pg_sys::UUIDOID,
+    ]
+    .contains(&typid)
+}
+
+fn is_text_type(typid: pg_sys::Oid) -> bool {
+    [pg_sys::TEXTOID, pg_sys::VARCHAROID].contains(&typid)
+}
+
+/// Types PSEUDONYMIZE knows how to rewrite in place.
+pub fn is_pseudonymizable_type(typid: pg_sys::Oid) -> bool {
+    [
+        pg_sys::TEXTOID,
+        pg_sys::VARCHAROID,
+        pg_sys::BYTEAOID,
+        pg_sys::UUIDOID,
+        pg_sys::INT2OID,
+        pg_sys::INT4OID,
+        pg_sys::INT8OID,
+    ]
+    .contains(&typid)
+}
+
+fn check_method_fits(
+    m: &Method,
+    typid: pg_sys::Oid,
+    typname: &str,
+    attname: &str,
+    notnull: bool,
+    check_refs: bool,
+) -> PResult<()> {
+    let mismatch = |what: &str, need: &str| {
+        Err(PrivacyError::invalid_parameter(format!(
+            "invalid privacy label: ANONYMIZE {what} does not fit column \"{attname}\" of type {typname}"
+        ))
+        .with_hint(need.to_string()))
+    };
+    match m {
+        Method::Null if notnull => mismatch(
+            "NULL",
+            "The column is NOT NULL: choose PSEUDONYMIZE, CONSTANT or another method.",
+        ),
+        Method::Null => Ok(()),
+        Method::Pseudonymize if !is_pseudonymizable_type(typid) => mismatch(
+            "PSEUDONYMIZE",
+            "PSEUDONYMIZE applies to text, varchar, bytea, uuid and integer columns.",
+        ),
+        Method::Pseudonymize => Ok(()),
+        Method::Email if !is_text_type(typid) => {
+            mismatch("EMAIL", "EMAIL applies to text and varchar columns.")
+        }
+        Method::Email => Ok(()),
+        Method::Truncate(_)
+            if ![
+                pg_sys::DATEOID,
+                pg_sys::TIMESTAMPOID,
+                pg_sys::TIMESTAMPTZOID,
+            ]
+            .contains(&typid) =>
+        {
+            mismatch(
+                "TRUNCATE",
+                "TRUNCATE applies to date, timestamp and timestamptz columns.",
+            )
+        }
+        Method::Truncate(_) => Ok(()),
+        Method::Constant(lit) => {
+            let sql = format!(
+                "SELECT CAST({} AS {typname}) IS NOT NULL",
+                spi::quote_literal(lit)
+            );
+            let ok = PgTryBuilder::new(|| Spi::get_one::<bool>(&sql).is_ok())
+                .catch_others(|_| false)
+                .execute();
+            if ok {
+                Ok(())
+            } else {
+                mismatch(
+                    &m.to_string(),
+                    "The constant must be a valid value of the column's type.",
+                )
+            }
+        }
+        Method::Function { schema, name } => {
+            if !check_refs {
+                return Ok(());
+            }
+            let found = Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
+                                  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                                 WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs >= 1)",
+                &[schema.as_str().into(), name.as_str().into()],
+            )?
+            .unwrap_or(false);
+            if found {
+                Ok(())
+            } else {
+                Err(PrivacyError::invalid_parameter(format!(
+                    "invalid privacy label: anonymization function {}.{} does not exist",
+                    spi::quote_identifier(schema),
+                    spi::quote_identifier(name)
+                ))
+                .with_hint(
+                    "FUNCTION names a function taking the column's value as first argument.",
+                ))
+            }
+        }
+    }
+}
+
+/// The tagged columns of one table, in column order. Unparsable labels (which
+/// only a restore with checks off can leave behind) are skipped.
+pub fn table_tags(relid: pg_sys::Oid) -> PResult<Vec<ColumnTag>> {
+    Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT a.attnum, a.attname::text, a.atttypid, a.attnotnull, l.label
+               FROM pg_catalog.pg_seclabel l
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = l.objoid AND a.attnum = l.objsubid
+              WHERE l.provider = 'privacy' AND l.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND l.objoid = $1 AND l.objsubid > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            None,
+            &[relid.into()],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let text: String = r.get(5)?.unwrap_or_default();
+            if let Ok(label) = labels::parse(&text) {
+                out.push(ColumnTag {
+                    attnum: r.get(1)?.unwrap_or(0),
+                    name: r.get(2)?.unwrap_or_default(),
+                    type_oid: r.get(3)?.unwrap_or(pg_sys::Oid::INVALID),
+                    not_null: r.get(4)?.unwrap_or(false),
+                    label,
+                });
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Every table with a SUBJECT column: (table oid, the subject column).
+pub fn subject_columns() -> PResult<Vec<(pg_sys::Oid, ColumnTag)>> {
+    let relids: Vec<pg_sys::Oid> = Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT DISTINCT l.objoid
+               FROM pg_catalog.pg_seclabel l
+               JOIN pg_catalog.pg_class c ON c.oid = l.objoid
+              WHERE l.provider = 'privacy' AND l.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND l.objsubid > 0 AND c.relkind IN ('r', 'p')
+              ORDER BY 1",
+            None,
+            &[],
+        )?;
+        rows.map(|r| {
+            r.get::<pg_sys::Oid>(1)
+                .map(|o| o.unwrap_or(pg_sys::Oid::INVALID))
+        })
+        .collect::<Result<Vec<_>, _>>()
+    })?;
+    let mut out = Vec::new();
+    for relid in relids {
+        if let Some(t) = table_tags(relid)?.into_iter().find(|t| t.label.subject) {
+            out.push((relid, t));
+        }
+    }
+    Ok(out)
+}
+
+fn current_label(relid: pg_sys::Oid, attnum: i16) -> PResult<Option<Label>> {
+    let text: Option<String> = crate::sql::opt::<String>(
+        "SELECT label FROM pg_catalog.pg_seclabel
+          WHERE provider = 'privacy' AND classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+            AND objoid = $1 AND objsubid = $2",
+        &[relid.into(), attnum.into()],
+    )?;
+    Ok(text.and_then(|t| labels::parse(&t).ok()))
+}
+
+fn attnum_of(relid: pg_sys::Oid, col: &str) -> PResult<i16> {
+    crate::sql::opt::<i16>(
+        "SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+        &[relid.into(), col.into()],
+    )?
+    .ok_or_else(|| {
+        PrivacyError::undefined_column(format!(
+            "column \"{col}\" of relation {} does not exist",
+            regclass_text(relid)
+        ))
+    })
+}
+
+/// Apply a label (or remove it with `None`) through `SECURITY LABEL`, so the
+/// caller's ownership of the table is checked by PostgreSQL and the hook
+/// validates and audits it.
+fn set_label(relid: pg_sys::Oid, col: &str, label: Option<&Label>) -> PResult<()> {
+    let target = format!(
+        "{}.{}",
+        crate::types::qualified_name(relid)?,
+        spi::quote_identifier(col)
+    );
+    let value = match label {
+        Some(l) => spi::quote_literal(l.to_string()),
+        None => "NULL".to_string(),
+    };
+    Spi::run(&format!(
+        "SECURITY LABEL FOR privacy ON COLUMN {target} IS {value}"
+    ))?;
+    Ok(())
+}
+
+fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
+    v.ok_or_else(|| PrivacyError::null_value(what))
+}
+
+/// `privacy.tag_column(tbl, col, purposes, category, anonymize)`: replaces the
+/// column's purposes, category and method; keeps its SUBJECT mark.
+#[pg_extern(volatile, parallel_unsafe)]
+fn tag_column(
+    tbl: Option<Regclass>,
+    col: Option<SqlName>,
+    purposes: Option<Vec<Option<String>>>,
+    category: default!(Option<String>, "NULL"),
+    anonymize: default!(Option<String>, "NULL"),
+) {
+    (|| -> PResult<()> {
+        let relid = need(tbl, "tbl")?.0;
+        let col = need(col, "col")?;
+        let purposes = need(purposes, "purposes")?;
+        let attnum = attnum_of(relid, col.as_str())?;
+        let mut label = Label {
+            subject: current_label(relid, attnum)?
+                .map(|l| l.subject)
+                .unwrap_or(false),
+            ..Label::default()
+        };
+        for p in purposes {
+            let p = p.ok_or_else(|| PrivacyError::null_value("a purpose"))?;
+            let parsed = labels::parse(&format!("PURPOSE {p}")).map_err(|_| {
+                PrivacyError::invalid_parameter(format!("invalid purpose name \"{p}\""))
+            })?;
+            for name in parsed.purposes {
+                if label.purposes.contains(&name) {
+                    return Err(PrivacyError::invalid_parameter(format!(
+                        "purpose \"{name}\" is listed twice"
+                    )));
+                }
+                label.purposes.push(name);
+            }
+        }
+        if let Some(c) = category {
+            let parsed = labels::parse(&format!("CATEGORY {c}")).map_err(|_| {
+                PrivacyError::invalid_parameter(format!("invalid category name \"{c}\""))
+            })?;
+            label.category = parsed.category;
+        }
+        if let Some(a) = anonymize {
+            label.anonymize = Some(
+                labels::parse_method(&a).map_err(|e| PrivacyError::invalid_parameter(e.message))?,
+            );
+        }
+        if label == Label::default() {
+            return Err(PrivacyError::invalid_parameter(
+                "tag_column needs at least one purpose, a category or a method",
+            )
+            .with_hint("Use privacy.untag_column() to remove a tag."));
+        }
+        set_label(relid, col.as_str(), Some(&label))
+    })()
+    .or_raise()
+}
+
+/// `privacy.mark_subject(tbl, col)`: adds SUBJECT to the column's tag.
+#[pg_extern(volatile, parallel_unsafe)]
+fn mark_subject(tbl: Option<Regclass>, col: Option<SqlName>) {
+    (|| -> PResult<()> {
+        let relid = need(tbl, "tbl")?.0;
+        let col = need(col, "col")?;
+        let attnum = attnum_of(relid, col.as_str())?;
+        let mut label = current_label(relid, attnum)?.unwrap_or_default();
+        label.subject = true;
+        set_label(relid, col.as_str(), Some(&label))
+    })()
+    .or_raise()
+}
+
+/// `privacy.untag_column(tbl, col)`: removes the column's tag entirely.
+#[pg_extern(volatile, parallel_unsafe)]
+fn untag_column(tbl: Option<Regclass>, col: Option<SqlName>) {
+    (|| -> PResult<()> {
+        let relid = need(tbl, "tbl")?.0;
+        let col = need(col, "col")?;
+        attnum_of(relid, col.as_str())?;
+        set_label(relid, col.as_str(), None)
+    })()
+    .or_raise()
+}
+
+/// The parts of a label, for the `privacy.column_tags` view. A label that
+/// does not parse yields NULLs rather than breaking the view.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _label_parts(
+    label: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(purposes, Option<Vec<String>>),
+        name!(category, Option<String>),
+        name!(is_subject, Option<bool>),
+        name!(anonymize, Option<String>),
+    ),
+> {
+    let row = match labels::parse(label) {
+        Ok(l) => (
+            Some(l.purposes),
+            l.category,
+            Some(l.subject),
+            l.anonymize.map(|m| m.to_string()),
+        ),
+        Err(_) => (None, None, None, None),
+    };
+    TableIterator::once(row)
+}

@@ -1,0 +1,64 @@
+//! `#[pg_test]`s: behaviour inside one backend, one file per concern.
+//! Helpers shared by them live here.
+
+mod tags;
+
+use pgrx::prelude::*;
+
+/// Run `sql` in a subtransaction and return the SQLSTATE it failed with, or
+/// `None` when it succeeded (its effects are then kept).
+pub fn sqlstate(sql: &str) -> Option<String> {
+    Spi::run(
+        r#"CREATE OR REPLACE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text
+           LANGUAGE plpgsql AS $f$
+           BEGIN
+               EXECUTE stmt;
+               RETURN NULL;
+           EXCEPTION WHEN OTHERS THEN
+               RETURN SQLSTATE;
+           END
+           $f$"#,
+    )
+    .expect("create sqlstate_of");
+    Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate_of($1)", &[sql.into()])
+        .expect("sqlstate_of")
+}
+
+/// Like [`sqlstate`] but returns the error message too.
+pub fn error_of(sql: &str) -> Option<(String, String)> {
+    Spi::run(
+        r#"CREATE OR REPLACE FUNCTION pg_temp.error_of(stmt text, OUT state text, OUT msg text)
+           LANGUAGE plpgsql AS $f$
+           BEGIN
+               EXECUTE stmt;
+           EXCEPTION WHEN OTHERS THEN
+               state := SQLSTATE; msg := SQLERRM;
+           END
+           $f$"#,
+    )
+    .expect("create error_of");
+    let (s, m) = Spi::get_two_with_args::<String, String>(
+        "SELECT state, msg FROM pg_temp.error_of($1)",
+        &[sql.into()],
+    )
+    .expect("error_of");
+    s.map(|s| (s, m.unwrap_or_default()))
+}
+
+/// Assert that `sql` fails with `state`.
+#[track_caller]
+pub fn assert_sqlstate(sql: &str, state: &str) {
+    let got = error_of(sql);
+    match got {
+        Some((s, m)) => assert_eq!(s, state, "{sql}\n failed with {s}: {m}"),
+        None => panic!("{sql}\n succeeded, expected SQLSTATE {state}"),
+    }
+}
+
+pub fn run(sql: &str) {
+    Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+pub fn one<T: FromDatum + IntoDatum>(sql: &str) -> Option<T> {
+    Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}

@@ -1,0 +1,86 @@
+# Shared helpers for tests that start their own PostgreSQL 15 cluster.
+# Source it: `. tests/lib.sh`. Clusters live under target/clusters/<name>,
+# are owned by the `postgres` OS user and listen on a free loopback port.
+
+PG_BIN=${PG_BIN:-$(/usr/bin/pg_config --bindir)}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLUSTERS=$ROOT/target/clusters
+
+as_pg() { sudo -u postgres -- "$@"; }
+
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+# cluster_init NAME [extra postgresql.conf lines...]: fresh data directory.
+# Sets PGPORT_<NAME> and prints nothing.
+cluster_init() {
+    local name=$1; shift
+    local dir=$CLUSTERS/$name
+    cluster_stop "$name" 2>/dev/null || true
+    rm -rf "$dir"
+    install -d -o postgres -g postgres "$CLUSTERS" "$dir"
+    as_pg "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log"; return 1; }
+    local port; port=$(free_port)
+    {
+        echo "port = $port"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$dir'"
+        echo "shared_preload_libraries = 'pg_privacy'"
+        echo "fsync = off"
+        echo "log_min_messages = info"
+        for line in "$@"; do echo "$line"; done
+    } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
+    echo "$port" | as_pg tee "$dir/port" >/dev/null
+}
+
+cluster_port() { cat "$CLUSTERS/$1/port"; }
+cluster_dir() { echo "$CLUSTERS/$1"; }
+
+cluster_start() {
+    local dir=$CLUSTERS/$1
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { tail -50 "$dir/server.log"; return 1; }
+}
+
+cluster_stop() {
+    local dir=$CLUSTERS/$1
+    [ -f "$dir/data/postmaster.pid" ] || return 0
+    as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+}
+
+# psql_on NAME [psql args...]: psql as the postgres superuser.
+psql_on() {
+    local name=$1; shift
+    as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$CLUSTERS/$name" -p "$(cluster_port "$name")" -U postgres "$@"
+}
+
+# sql_value NAME DB SQL: one value, unaligned.
+sql_value() {
+    psql_on "$1" -d "$2" -At -c "$3"
+}
+
+# wait_for NAME DB SQL SECONDS: poll until SQL returns 't'.
+wait_for() {
+    local i
+    for ((i = 0; i < $4 * 10; i++)); do
+        [ "$(sql_value "$1" "$2" "$3" 2>/dev/null)" = "t" ] && return 0
+        sleep 0.1
+    done
+    echo "timed out after $4 s waiting for: $3" >&2
+    return 1
+}
+
+PASS=0
+FAIL=0
+FAILED_NAMES=()
+ok()   { PASS=$((PASS + 1)); echo "ok - $*"; }
+fail() { FAIL=$((FAIL + 1)); FAILED_NAMES+=("$*"); echo "not ok - $*"; }
+check() { # check "description" command...
+    local desc=$1; shift
+    if "$@"; then ok "$desc"; else fail "$desc"; fi
+}
