@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 
-cluster_init demo "privacy.naptime = 1" "timezone = 'UTC'" "lc_messages = 'C'"
+cluster_init demo "privacy.naptime = 1" "privacy.worker_enabled = off" "timezone = 'UTC'" "lc_messages = 'C'"
 cluster_start demo
 trap 'cluster_stop demo' EXIT
 psql_on demo -d postgres -c "CREATE DATABASE saas"

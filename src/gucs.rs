@@ -7,7 +7,7 @@
 //! | `privacy.naptime`        | 60s     | SIGHUP  | how often the worker looks for due policies |
 //! | `privacy.batch_size`     | 10000   | SUSET   | rows per purge batch (worker and manual)  |
 //! | `privacy.lock_timeout`   | 1s      | SUSET   | max wait for a row/table lock per batch   |
-//! | `privacy.max_workers`    | 2       | SIGHUP  | per-database workers the launcher runs    |
+//! | `privacy.max_workers`    | 4       | SIGHUP  | per-database workers the launcher runs    |
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 
@@ -15,7 +15,7 @@ static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(60);
 static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
-static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
 
 pub fn init() {
     GucRegistry::define_bool_guc(

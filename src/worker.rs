@@ -1,0 +1,392 @@
+//! The background worker: a launcher plus one worker per database.
+//!
+//! * The **launcher** (`pg_privacy launcher`) is registered from `_PG_init`
+//!   when the library is in `shared_preload_libraries`, starts once recovery
+//!   has finished (so it never runs on a standby, and starts after a
+//!   promotion) and is restarted by the postmaster 10 s after a crash. Every
+//!   `privacy.naptime` it lists the databases in `pg_database` and starts a
+//!   dynamic **database worker** for each one that has none, at most
+//!   `privacy.max_workers` at a time. It cannot see which databases have the
+//!   extension (that is per database), so a worker that finds no extension
+//!   exits at once and its database is only tried again after
+//!   `RECHECK_NAPTIMES` naptimes: databases created, or where the extension is
+//!   created, later are found without any per-database setting.
+//! * A **database worker** (`pg_privacy worker`, application_name
+//!   `pg_privacy worker`) holds a session advisory lock so there is never more
+//!   than one per database, and every naptime runs each enabled policy that is
+//!   due, through the same batch engine as `privacy.run_retention()`
+//!   (`purge::Run`), committing after each batch, each policy as its owner.
+//!   A failing batch is rolled back, recorded with its error, and the policy
+//!   backs off (the engine computes `next_run_at`); other policies go on.
+//! * SIGHUP re-reads the configuration (`ProcessConfigFile`); SIGTERM stops
+//!   between batches (the interrupted run is recorded as failed, its
+//!   committed batches stay); postmaster death ends both processes;
+//!   `privacy.worker_enabled = off` stops new runs and stops a run in
+//!   progress at its next batch boundary.
+
+use crate::error::PrivacyError;
+use crate::gucs;
+use crate::purge::{self, Run, TriggeredBy};
+use pgrx::bgworkers::*;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::time::{Duration, Instant};
+
+const LIBRARY: &str = "pg_privacy";
+pub const LAUNCHER_TYPE: &str = "pg_privacy launcher";
+pub const WORKER_TYPE: &str = "pg_privacy worker";
+/// A database whose worker exited (no extension there, or a crash) is tried
+/// again after this many naptimes.
+const RECHECK_NAPTIMES: u32 = 5;
+/// Key of the session advisory lock that makes a database worker unique.
+const WORKER_LOCK_KEY: i64 = 0x7072_6976_6163_7901; // "privacy\x01"
+
+/// Register the launcher; only possible while preloading.
+pub fn init() {
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    BackgroundWorkerBuilder::new(LAUNCHER_TYPE)
+        .set_type(LAUNCHER_TYPE)
+        .set_library(LIBRARY)
+        .set_function("pg_privacy_launcher_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(10)))
+        .load();
+}
+
+fn reload_config_if_asked() {
+    if BackgroundWorker::sighup_received() {
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    }
+}
+
+fn set_application_name(name: &str) {
+    let value = CString::new(name).expect("no NUL in application name");
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"application_name".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+    }
+}
+
+fn report_activity(what: Option<&str>) {
+    let text = CString::new(what.unwrap_or("")).unwrap_or_default();
+    let state = if what.is_some() {
+        pg_sys::BackendState::STATE_RUNNING
+    } else {
+        pg_sys::BackendState::STATE_IDLE
+    };
+    unsafe { pg_sys::pgstat_report_activity(state, text.as_ptr()) };
+}
+
+// ---------------------------------------------------------------- launcher
+
+struct DbSlot {
+    handle: Option<DynamicBackgroundWorker>,
+    /// When the worker was last seen gone (exited, never started).
+    gone_since: Option<Instant>,
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_privacy_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // No database: the launcher only reads the shared catalog pg_database.
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    set_application_name(LAUNCHER_TYPE);
+    log!("pg_privacy launcher started");
+
+    let mut slots: HashMap<pg_sys::Oid, DbSlot> = HashMap::new();
+    loop {
+        reload_config_if_asked();
+        let naptime = Duration::from_secs(gucs::naptime_secs());
+        let recheck = naptime * RECHECK_NAPTIMES;
+
+        // forget workers that are gone
+        for slot in slots.values_mut() {
+            if let Some(h) = &slot.handle {
+                if h.pid().is_err()
+                    && !matches!(h.pid(), Err(BackgroundWorkerStatus::NotYetStarted))
+                {
+                    slot.handle = None;
+                    slot.gone_since = Some(Instant::now());
+                }
+            }
+        }
+        let databases = list_databases();
+        slots.retain(|oid, _| databases.iter().any(|(d, _)| d == oid));
+
+        let mut running = slots.values().filter(|s| s.handle.is_some()).count();
+        for (oid, name) in &databases {
+            let slot = slots.entry(*oid).or_insert(DbSlot {
+                handle: None,
+                gone_since: None,
+            });
+            if slot.handle.is_some() {
+                continue;
+            }
+            if slot.gone_since.is_some_and(|t| t.elapsed() < recheck) {
+                continue;
+            }
+            if running >= gucs::max_workers() {
+                break;
+            }
+            match start_database_worker(*oid, name) {
+                Some(h) => {
+                    slot.handle = Some(h);
+                    slot.gone_since = None;
+                    running += 1;
+                }
+                None => {
+                    // no free background worker slot: try again next round
+                    slot.gone_since = Some(Instant::now());
+                    warning!(
+                        "pg_privacy: could not start a worker for database \"{name}\"; \
+                         raise max_worker_processes"
+                    );
+                }
+            }
+        }
+
+        if !BackgroundWorker::wait_latch(Some(naptime)) {
+            break;
+        }
+    }
+    log!("pg_privacy launcher stopped");
+}
+
+/// Connectable, non-template databases, read straight from pg_database (the
+/// launcher has no database to run SQL in).
+fn list_databases() -> Vec<(pg_sys::Oid, String)> {
+    BackgroundWorker::transaction(|| unsafe {
+        let mut out = Vec::new();
+        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as i32);
+        let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+        loop {
+            let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tup.is_null() {
+                break;
+            }
+            let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_database>(tup);
+            if (*form).datallowconn && !(*form).datistemplate {
+                let name = CStr::from_ptr((*form).datname.data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned();
+                out.push(((*form).oid, name));
+            }
+        }
+        pg_sys::table_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
+        out
+    })
+}
+
+fn start_database_worker(db: pg_sys::Oid, name: &str) -> Option<DynamicBackgroundWorker> {
+    BackgroundWorkerBuilder::new(&format!("{WORKER_TYPE} for {name}"))
+        .set_type(WORKER_TYPE)
+        .set_library(LIBRARY)
+        .set_function("pg_privacy_worker_main")
+        .enable_spi_access()
+        .set_argument(Some(pg_sys::Datum::from(db)))
+        .set_notify_pid(unsafe { pg_sys::MyProcPid })
+        .set_restart_time(None)
+        .load_dynamic()
+        .ok()
+}
+
+// ---------------------------------------------------------- database worker
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let db = unsafe { pg_sys::Oid::from_datum(arg, false) }.expect("database oid");
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    set_application_name(WORKER_TYPE);
+
+    let (installed, unique, dbname) = BackgroundWorker::transaction(|| {
+        let installed = Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_privacy')",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        let unique = installed
+            && Spi::get_one_with_args::<bool>(
+                "SELECT pg_catalog.pg_try_advisory_lock($1)",
+                &[WORKER_LOCK_KEY.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        (installed, unique, current_database())
+    });
+    if !installed || !unique {
+        // nothing to do here (or another worker serves this database)
+        return;
+    }
+    log!("pg_privacy worker started for database {dbname}");
+    BackgroundWorker::transaction(|| {
+        let _ = purge::recover_interrupted_runs();
+    });
+
+    loop {
+        reload_config_if_asked();
+        if BackgroundWorker::sigterm_received() {
+            break;
+        }
+        let still_installed = BackgroundWorker::transaction(|| {
+            Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_privacy')")
+                .ok()
+                .flatten()
+                .unwrap_or(false)
+        });
+        if !still_installed {
+            log!("pg_privacy was dropped from database {dbname}; worker exits");
+            break;
+        }
+        if gucs::worker_enabled() && !unsafe { pg_sys::RecoveryInProgress() } {
+            run_due_policies();
+        }
+        report_activity(None);
+        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(gucs::naptime_secs()))) {
+            break;
+        }
+    }
+    log!("pg_privacy worker for database {dbname} stopped");
+}
+
+/// Needs a transaction (catalog lookup).
+fn current_database() -> String {
+    unsafe {
+        let name = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+        if name.is_null() {
+            "?".into()
+        } else {
+            CStr::from_ptr(name).to_string_lossy().into_owned()
+        }
+    }
+}
+
+fn should_stop() -> bool {
+    reload_config_if_asked();
+    BackgroundWorker::sigterm_received() || !gucs::worker_enabled()
+}
+
+fn run_due_policies() {
+    let due = match in_transaction(|| purge::due_policies(now())) {
+        Ok(d) => d,
+        Err(e) => {
+            warning!("pg_privacy: could not list due policies: {}", e.message);
+            return;
+        }
+    };
+    for policy in due {
+        if should_stop() {
+            return;
+        }
+        run_one(&policy);
+    }
+}
+
+fn now() -> TimestampWithTimeZone {
+    unsafe {
+        TimestampWithTimeZone::from_datum(pg_sys::Datum::from(pg_sys::GetCurrentTimestamp()), false)
+    }
+    .expect("current timestamp")
+}
+
+/// One policy, batch by batch, each batch in its own transaction.
+fn run_one(policy: &str) {
+    report_activity(Some(&format!("pg_privacy: retention policy {policy}")));
+    let mut run = match in_transaction(|| Run::start(policy, now(), false, TriggeredBy::Worker)) {
+        Ok(r) => r,
+        Err(e) => {
+            // the policy could not even start (table or anchor gone…)
+            let _ = in_transaction(|| purge::record_failure(None, policy, &e.message));
+            return;
+        }
+    };
+    loop {
+        if should_stop() {
+            let why = PrivacyError::object_state("retention run interrupted: the worker was stopped or disabled; committed batches are kept");
+            let _ = in_transaction(|| {
+                purge::record_failure(Some(run.id()), run.policy(), &why.message)
+            });
+            return;
+        }
+        match in_transaction(|| run.next_batch()) {
+            Ok(true) => continue,
+            Ok(false) => {
+                if let Err(e) = in_transaction(|| run.finish(None).map(|_| ())) {
+                    warning!(
+                        "pg_privacy: could not record the end of policy {policy}: {}",
+                        e.message
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                let text = format!("{} (SQLSTATE {})", e.message, sqlstate_of(&e));
+                let _ =
+                    in_transaction(|| purge::record_failure(Some(run.id()), run.policy(), &text));
+                return;
+            }
+        }
+    }
+}
+
+fn sqlstate_of(e: &PrivacyError) -> String {
+    unsafe {
+        let code = e.code as i32;
+        CStr::from_ptr(pg_sys::unpack_sql_state(code))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Run `f` in its own transaction: commit on `Ok`, roll back on `Err` or on
+/// an ERROR raised inside (which is turned into an `Err`, so the worker goes
+/// on). Must be called outside any transaction.
+fn in_transaction<R>(f: impl FnOnce() -> Result<R, PrivacyError>) -> Result<R, PrivacyError> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+        let r = f();
+        if r.is_ok() {
+            unsafe {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+        }
+        r
+    }))
+    .catch_others(|e| Err(caught_to_error(e)))
+    .execute();
+    if result.is_err()
+        && unsafe { pg_sys::IsTransactionState() || pg_sys::IsAbortedTransactionBlockState() }
+    {
+        unsafe { pg_sys::AbortCurrentTransaction() };
+    }
+    result
+}
+
+fn caught_to_error(e: CaughtError) -> PrivacyError {
+    match e {
+        CaughtError::PostgresError(report)
+        | CaughtError::ErrorReport(report)
+        | CaughtError::RustPanic {
+            ereport: report, ..
+        } => PrivacyError::new(report.sql_error_code(), report.message().to_string()),
+    }
+}
