@@ -233,9 +233,12 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
         return;
     }
     log!("pg_privacy worker started for database {dbname}");
-    BackgroundWorker::transaction(|| {
-        let _ = purge::recover_interrupted_runs();
-    });
+    if let Err(e) = in_transaction(recover_interrupted_runs) {
+        warning!(
+            "pg_privacy: could not close interrupted runs: {}",
+            e.message
+        );
+    }
 
     loop {
         reload_config_if_asked();
@@ -261,6 +264,31 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
         }
     }
     log!("pg_privacy worker for database {dbname} stopped");
+}
+
+/// Runs left `running` by a worker that died (server crash, kill -9) are
+/// closed as failed when the next worker of the database starts: only a
+/// worker commits a `running` row before its run ends, and this worker holds
+/// the database's worker lock, so no such run is still in progress.
+fn recover_interrupted_runs() -> Result<(), PrivacyError> {
+    let closed = crate::security::as_extension_owner(|| {
+        Ok(Spi::connect_mut(|c| {
+            c.update(
+                "UPDATE privacy.retention_runs
+                    SET status = 'failed', finished_at = pg_catalog.now(),
+                        error = 'interrupted: the worker running it ended abnormally (crash or immediate shutdown); committed batches are kept'
+                  WHERE status = 'running' AND triggered_by = 'worker'
+                 RETURNING policy",
+                None,
+                &[],
+            )
+            .map(|t| t.filter_map(|r| r.get::<String>(1).ok().flatten()).collect::<Vec<String>>())
+        })?)
+    })?;
+    for policy in closed {
+        log!("pg_privacy: closed the run of policy {policy} interrupted by a crash");
+    }
+    Ok(())
 }
 
 /// Needs a transaction (catalog lookup).
@@ -309,37 +337,55 @@ fn run_one(policy: &str) {
     let mut run = match in_transaction(|| Run::start(policy, now(), false, TriggeredBy::Worker)) {
         Ok(r) => r,
         Err(e) => {
-            // the policy could not even start (table or anchor gone…)
-            let _ = in_transaction(|| purge::record_failure(None, policy, &e.message));
+            // `start` has recorded the failed run itself (policy gone bad,
+            // privileges lost…), or another session is running this policy.
+            log!("pg_privacy: policy {policy} did not start: {}", e.message);
             return;
         }
     };
     loop {
         if should_stop() {
-            let why = PrivacyError::object_state("retention run interrupted: the worker was stopped or disabled; committed batches are kept");
-            let _ = in_transaction(|| {
-                purge::record_failure(Some(run.id()), run.policy(), &why.message)
-            });
+            let why = PrivacyError::object_state(
+                "retention run interrupted: the worker was stopped or disabled; committed batches are kept",
+            );
+            finish(run, Some(why));
             return;
         }
         match in_transaction(|| run.next_batch()) {
             Ok(true) => continue,
             Ok(false) => {
-                if let Err(e) = in_transaction(|| run.finish(None).map(|_| ())) {
-                    warning!(
-                        "pg_privacy: could not record the end of policy {policy}: {}",
-                        e.message
-                    );
-                }
+                finish(run, None);
                 return;
             }
             Err(e) => {
-                let text = format!("{} (SQLSTATE {})", e.message, sqlstate_of(&e));
-                let _ =
-                    in_transaction(|| purge::record_failure(Some(run.id()), run.policy(), &text));
+                let e = PrivacyError {
+                    message: format!("{} (SQLSTATE {})", e.message, sqlstate_of(&e)),
+                    ..e
+                };
+                finish(run, Some(e));
                 return;
             }
         }
+    }
+}
+
+/// Record the end of a run in a transaction of its own; if even that fails,
+/// fall back to the engine's minimal failure record.
+fn finish(run: Run, error: Option<PrivacyError>) {
+    let (id, policy) = (run.id(), run.policy().to_string());
+    let mut run = Some(run);
+    if let Err(e) = in_transaction(|| {
+        run.take()
+            .expect("finish once")
+            .finish(error.as_ref())
+            .map(|_| ())
+    }) {
+        warning!(
+            "pg_privacy: could not record the end of policy {policy}: {}",
+            e.message
+        );
+        let text = error.map(|e| e.message).unwrap_or(e.message);
+        let _ = in_transaction(|| purge::record_failure(id, &policy, &text));
     }
 }
 
