@@ -18,8 +18,10 @@
 //! next command, and again on abort). A relcache callback registered by each
 //! backend bumps a generation counter when it sees that table (or a full
 //! reset); a cache entry is valid only for the generation it was filled in.
-//! Backends process invalidations at the start of each statement, so another
-//! session's rotation is seen at its next statement. Entries are filled with
+//! Backends process invalidations at the start of each transaction and when
+//! they take a new lock; the SQL functions also take them in at their first
+//! call in each statement (see `pseudonym`), so another session's rotation is
+//! seen at the next statement, even inside an open transaction. Entries are filled with
 //! a snapshot taken *after* pending invalidations were processed
 //! (`GetLatestSnapshot`), and an entry whose generation moved during the fill
 //! is not kept, so a rotation can never leave a stale secret cached.
@@ -326,6 +328,8 @@ fn read_active_secret(name: &str, latest: bool) -> PResult<Option<Vec<u8>>> {
 /// HMAC-SHA256 of `data` with the active secret of `key`, through the
 /// per-backend cache. A missing key is 42704 with a hint to create it.
 pub fn hmac_sha256(key: &str, data: &[u8]) -> PResult<[u8; 32]> {
+    // see another session's key change even inside an open transaction
+    unsafe { pg_sys::AcceptInvalidationMessages() };
     let mut mac = mac_for(key.as_bytes())?.ok_or_else(|| missing_key(key))?;
     mac.update(data);
     Ok(mac.finalize().into_bytes().into())
@@ -338,6 +342,7 @@ pub fn hmac_sha256(key: &str, data: &[u8]) -> PResult<[u8; 32]> {
 /// functions, so a subject keeps the same pseudonym for the life of the
 /// database (and across pg_dump, which carries the key).
 pub fn subject_pseudonym(subject: &str) -> PResult<String> {
+    unsafe { pg_sys::AcceptInvalidationMessages() };
     let mac = match mac_for(AUDIT_KEY.as_bytes())? {
         Some(m) => m,
         None => {
@@ -467,11 +472,12 @@ fn create_key(
         secret.iter_mut().for_each(|b| *b = 0);
         if !inserted? {
             return Err(
-                PrivacyError::duplicate_object(format!("key \"{name}\" already exists"))
-                    .with_hint(format!(
+                PrivacyError::duplicate_object(format!("key \"{name}\" already exists")).with_hint(
+                    format!(
                     "Use privacy.rotate_key({0}) for a new secret, or privacy.drop_key({0}) first.",
                     pgrx::spi::quote_literal(&name)
-                )),
+                ),
+                ),
             );
         }
         invalidate()?;

@@ -94,6 +94,15 @@ unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> pg_sys::Datum {
 /// The keyed HMAC state for the key named by argument `n`, or an ERROR.
 #[inline]
 unsafe fn mac_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> HmacSha256 {
+    // First call of this call site in this statement (fn_extra is reset with
+    // each executor start): take in pending invalidations, so a key change
+    // committed by another session is seen at the next statement even inside
+    // an open transaction (where no lock acquisition would process them).
+    let flinfo = (*fcinfo).flinfo;
+    if !flinfo.is_null() && (*flinfo).fn_extra.is_null() {
+        pg_sys::AcceptInvalidationMessages();
+        (*flinfo).fn_extra = pg_sys::MemoryContextAlloc((*flinfo).fn_mcxt, 1);
+    }
     let name = varlena_bytes(arg(fcinfo, n));
     if name.first() == Some(&b'_') {
         PrivacyError::invalid_parameter(format!(
