@@ -12,13 +12,17 @@
 //! | `tags`      | the `privacy` label provider, tag wrappers, tag readers     |
 //! | `purposes`  | `define_purpose` / `drop_purpose`                           |
 //! | `types`     | `regclass` and `name` SQL types                             |
+//! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
+//! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
 
 use pgrx::prelude::*;
 
 mod audit;
 mod error;
 mod gucs;
+pub mod keys;
 mod labels;
+mod pseudonym;
 mod purposes;
 mod security;
 mod sql;
@@ -36,6 +40,7 @@ extension_sql_file!(
     name = "views",
     requires = ["schema", tags::_label_parts]
 );
+extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["schema"]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
