@@ -3,3 +3,7 @@
 -- (e.g. GRANT EXECUTE ON FUNCTION privacy.define_purpose(text, text, text) TO privacy_admin).
 REVOKE EXECUTE ON FUNCTION privacy.define_purpose(text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.drop_purpose(text) FROM PUBLIC;
+-- Legal holds: only roles a DBA trusts may place or release them.
+REVOKE EXECUTE ON FUNCTION privacy.place_hold(regclass, text, text, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.place_subject_hold(text, text, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.release_hold(bigint) FROM PUBLIC;

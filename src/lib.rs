@@ -12,16 +12,28 @@
 //! | `tags`      | the `privacy` label provider, tag wrappers, tag readers     |
 //! | `purposes`  | `define_purpose` / `drop_purpose`                           |
 //! | `types`     | `regclass` and `name` SQL types                             |
+//! | `subxact`   | running work in a subtransaction, errors as values          |
+//! | `filters`   | row_filter / hold filter validation (PostgreSQL's analyzer) |
+//! | `policies`  | `add/alter/drop_retention_policy`, policy checks            |
+//! | `holds`     | legal holds and `holds::held_predicate`                     |
+//! | `anonymize` | per-column anonymization SQL (`anonymize::rewrites`)        |
+//! | `purge`     | the batch engine (`purge::Run`) and `run_retention`         |
 
 use pgrx::prelude::*;
 
+mod anonymize;
 mod audit;
 mod error;
+mod filters;
 mod gucs;
+mod holds;
 mod labels;
+mod policies;
+mod purge;
 mod purposes;
 mod security;
 mod sql;
+mod subxact;
 mod tags;
 mod types;
 
@@ -35,6 +47,11 @@ extension_sql_file!(
     "../sql/views.sql",
     name = "views",
     requires = ["schema", tags::_label_parts]
+);
+extension_sql_file!(
+    "../sql/retention.sql",
+    name = "retention",
+    requires = ["schema"]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
