@@ -12,6 +12,8 @@
 //! | `tags`      | the `privacy` label provider, tag wrappers, tag readers     |
 //! | `purposes`  | `define_purpose` / `drop_purpose`                           |
 //! | `types`     | `regclass` and `name` SQL types                             |
+//! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
+//! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
 //! | `subxact`   | running work in a subtransaction, errors as values          |
 //! | `filters`   | row_filter / hold filter validation (PostgreSQL's analyzer) |
 //! | `policies`  | `add/alter/drop_retention_policy`, policy checks            |
@@ -27,8 +29,10 @@ mod error;
 mod filters;
 mod gucs;
 mod holds;
+pub mod keys;
 mod labels;
 mod policies;
+mod pseudonym;
 mod purge;
 mod purposes;
 mod security;
@@ -48,6 +52,7 @@ extension_sql_file!(
     name = "views",
     requires = ["schema", tags::_label_parts]
 );
+extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["schema"]);
 extension_sql_file!(
     "../sql/retention.sql",
     name = "retention",
