@@ -41,6 +41,8 @@
 //! - `EMAIL` (key `default`): `privacy.pseudonymize_email`, done when the
 //!   value starts with 16 lowercase hex digits and `@`.
 
+#![allow(dead_code)] // `rewrites`: the data-subject-rights module's interface
+
 use crate::error::{PResult, PrivacyError};
 use crate::labels::{Method, TruncateUnit};
 use crate::tags;

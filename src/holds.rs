@@ -286,10 +286,17 @@ fn release_hold(id: Option<i64>) {
         let id = need(id, "id")?;
         let actor = security::current_role_name();
         let state = as_extension_owner(|| {
-            crate::sql::opt::<bool>(
-                "SELECT released_at IS NOT NULL FROM privacy.legal_holds WHERE id = $1 FOR UPDATE",
-                &[id.into()],
-            )
+            Spi::connect_mut(|c| {
+                let rows = c.update(
+                    "SELECT released_at IS NOT NULL FROM privacy.legal_holds WHERE id = $1 FOR UPDATE",
+                    Some(1),
+                    &[id.into()],
+                )?;
+                for r in rows {
+                    return Ok(r.get::<bool>(1)?);
+                }
+                Ok(None)
+            })
         })?;
         match state {
             None => {

@@ -15,6 +15,8 @@
 //! policy has columns to rewrite with a usable method and key. A NOTICE
 //! suggests an index when the anchor column has none.
 
+#![allow(dead_code)] // `Policy::enabled`: for the worker
+
 use crate::anonymize;
 use crate::audit;
 use crate::error::{OrRaise, PResult, PrivacyError};
@@ -22,6 +24,7 @@ use crate::filters::{self, FilterKind};
 use crate::security::{self, as_extension_owner};
 use crate::types::{regclass_text, Regclass, SqlName};
 use pgrx::datum::Interval;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use serde_json::json;
 
@@ -433,20 +436,21 @@ fn add_retention_policy(
             Ok(())
         })?;
         if !anchor_indexed(relid, attnum)? {
-            pgrx::ereport!(
-                pgrx::PgLogLevel::NOTICE,
+            ErrorReport::new(
                 pgrx::PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
                 format!(
                     "anchor column \"{}\" of table {} has no index",
                     anchor.as_str(),
                     regclass_text(relid)
                 ),
-                format!(
-                    "Runs then scan the whole table in ctid ranges; CREATE INDEX ON {} ({}) lets them read only expired rows.",
-                    crate::types::qualified_name(relid)?,
-                    spi::quote_identifier(anchor.as_str())
-                )
-            );
+                "pg_privacy",
+            )
+            .set_hint(format!(
+                "Runs then scan the whole table in ctid ranges; CREATE INDEX ON {} ({}) lets them read only expired rows.",
+                crate::types::qualified_name(relid)?,
+                spi::quote_identifier(anchor.as_str())
+            ))
+            .report(pgrx::PgLogLevel::NOTICE);
         }
         audit::record(
             "add_retention_policy",

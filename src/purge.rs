@@ -69,6 +69,8 @@
 //! rows still needing a rewrite are candidates, so a second run changes
 //! nothing.
 
+#![allow(dead_code)] // `Run`'s accessors, `record_failure`, `due_policies`: the worker's interface
+
 use crate::anonymize::{self, ColumnRewrite};
 use crate::audit;
 use crate::error::{OrRaise, PResult, PrivacyError};
@@ -78,6 +80,7 @@ use crate::policies::{self, Action, AnchorType, Policy};
 use crate::security::{self, as_extension_owner, as_role};
 use crate::types::{regclass_text, Regclass};
 use pgrx::datum::{Date, DatumWithOid, Interval, Timestamp, TimestampWithTimeZone};
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use serde_json::json;
 
@@ -202,7 +205,7 @@ fn unlock(policy: &str) -> PResult<()> {
           WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks
                          WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()
                            AND classid = $1::pg_catalog.int8::pg_catalog.oid
-                           AND objid = pg_catalog.hashtext($2)::pg_catalog.int8::pg_catalog.oid
+                           AND objid = (pg_catalog.hashtext($2)::pg_catalog.int8 & 4294967295)::pg_catalog.oid
                            AND objsubid = 2 AND granted)",
         &[LOCK_CLASS.into(), policy.into()],
     )?;
@@ -915,12 +918,13 @@ type RunRow = (
 );
 
 fn warn_failed(policy: &str, e: &PrivacyError) {
-    pgrx::ereport!(
-        pgrx::PgLogLevel::WARNING,
+    ErrorReport::new(
         pgrx::PgSqlErrorCode::ERRCODE_WARNING,
         format!("retention policy \"{policy}\" failed: {}", error_text(e)),
-        "The failure is recorded in privacy.retention_runs."
-    );
+        "pg_privacy",
+    )
+    .set_hint("The failure is recorded in privacy.retention_runs.")
+    .report(pgrx::PgLogLevel::WARNING);
 }
 
 /// `privacy.run_retention(policy, as_of, dry_run)`.

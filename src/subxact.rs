@@ -34,8 +34,8 @@ pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
         pg_sys::MemoryContextSwitchTo(cxt);
         (cxt, owner)
     };
-    let mut cancel: Option<CaughtError> = None;
-    let result = PgTryBuilder::new(f)
+    let f = std::panic::AssertUnwindSafe(move || f().map_err(|e| (e, None)));
+    let result: Result<R, (PrivacyError, Option<CaughtError>)> = PgTryBuilder::new(f)
         .catch_others(|e| {
             let err = match &e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => from_report(r),
@@ -45,9 +45,10 @@ pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
                 )),
             };
             if err.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
-                cancel = Some(e);
+                Err((err, Some(e)))
+            } else {
+                Err((err, None))
             }
-            Err(err)
         })
         .execute();
     unsafe {
@@ -59,8 +60,9 @@ pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
         pg_sys::MemoryContextSwitchTo(oldcxt);
         pg_sys::CurrentResourceOwner = oldowner;
     }
-    if let Some(c) = cancel {
-        c.rethrow();
+    match result {
+        Ok(v) => Ok(v),
+        Err((_, Some(cancel))) => cancel.rethrow(),
+        Err((e, None)) => Err(e),
     }
-    result
 }
