@@ -296,8 +296,12 @@ pub fn check_key_usable(planned: &[Planned]) -> PResult<()> {
     for p in planned {
         let f = match (&p.method, p.type_oid) {
             (Method::Email, _) => "privacy.pseudonymize_email(text, text)",
-            (Method::Pseudonymize, t) if t == pg_sys::BYTEAOID => "privacy.pseudonymize(bytea, text)",
-            (Method::Pseudonymize, t) if t == pg_sys::UUIDOID => "privacy.pseudonymize_uuid(uuid, text)",
+            (Method::Pseudonymize, t) if t == pg_sys::BYTEAOID => {
+                "privacy.pseudonymize(bytea, text)"
+            }
+            (Method::Pseudonymize, t) if t == pg_sys::UUIDOID => {
+                "privacy.pseudonymize_uuid(uuid, text)"
+            }
             (Method::Pseudonymize, t)
                 if t == pg_sys::INT2OID || t == pg_sys::INT4OID || t == pg_sys::INT8OID =>
             {
@@ -317,20 +321,17 @@ pub fn check_key_usable(planned: &[Planned]) -> PResult<()> {
             &[f.into()],
         )?;
         match ok {
-            None => {
-                return Err(PrivacyError::object_state(format!(
-                    "function {f} does not exist"
-                ))
-                .with_hint("Pseudonymization needs the pg_privacy key functions; update the extension."))
-            }
-            Some(false) => {
-                return Err(PrivacyError::insufficient_privilege(format!(
-                    "permission denied for function {f}"
-                ))
-                .with_hint(format!(
-                    "Anonymization runs as the policy owner, who needs GRANT EXECUTE ON FUNCTION {f}."
-                )))
-            }
+            None => return Err(
+                PrivacyError::object_state(format!("function {f} does not exist")).with_hint(
+                    "Pseudonymization needs the pg_privacy key functions; update the extension.",
+                ),
+            ),
+            Some(false) => return Err(PrivacyError::insufficient_privilege(format!(
+                "permission denied for function {f}"
+            ))
+            .with_hint(format!(
+                "Anonymization runs as the policy owner, who needs GRANT EXECUTE ON FUNCTION {f}."
+            ))),
             Some(true) => {}
         }
     }
@@ -369,7 +370,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.set_expr, "CAST('it''s' AS text)");
-        assert_eq!(r.needs_change, "(note IS DISTINCT FROM CAST('it''s' AS text))");
+        assert_eq!(
+            r.needs_change,
+            "(note IS DISTINCT FROM CAST('it''s' AS text))"
+        );
         let r = column_rewrite(
             "born",
             &Method::Truncate(TruncateUnit::Year),
@@ -379,8 +383,14 @@ mod tests {
         )
         .unwrap();
         assert!(r.set_expr.contains("pg_catalog.timezone('UTC'"));
-        let r = column_rewrite("code", &Method::Pseudonymize, pg_sys::VARCHAROID, 20 + 4, "character varying(20)")
-            .unwrap();
+        let r = column_rewrite(
+            "code",
+            &Method::Pseudonymize,
+            pg_sys::VARCHAROID,
+            20 + 4,
+            "character varying(20)",
+        )
+        .unwrap();
         assert!(r.set_expr.contains("pg_catalog.left("));
         assert!(r.needs_change.contains("{20}"));
         let r = column_rewrite("n", &Method::Pseudonymize, pg_sys::INT4OID, -1, "integer").unwrap();

@@ -100,10 +100,7 @@ pub fn validate(relid: pg_sys::Oid, filter: &str, kind: FilterKind) -> PResult<S
 unsafe fn check(f: &str, qualified: &str, kind: FilterKind) -> PResult<()> {
     // 1. exactly one expression, on its own
     let cf = CString::new(f).map_err(|_| invalid(kind, "it contains a NUL character"))?;
-    let list = pg_sys::raw_parser(
-        cf.as_ptr(),
-        pg_sys::RawParseMode::RAW_PARSE_PLPGSQL_EXPR,
-    );
+    let list = pg_sys::raw_parser(cf.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_PLPGSQL_EXPR);
     let stmts = PgList::<pg_sys::RawStmt>::from_pg(list);
     if stmts.len() != 1 {
         return Err(invalid(kind, "it is not a single expression"));

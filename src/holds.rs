@@ -85,32 +85,30 @@ pub fn held_predicate(relid: pg_sys::Oid, as_of: TimestampWithTimeZone) -> PResu
 /// Pure string building (unit tested).
 pub fn subject_predicate(column: &str, typid: pg_sys::Oid, subjects: &[String]) -> Option<String> {
     let q = spi::quote_identifier(column);
-    let values: Vec<String> = if typid == pg_sys::INT2OID
-        || typid == pg_sys::INT4OID
-        || typid == pg_sys::INT8OID
-    {
-        let (lo, hi) = if typid == pg_sys::INT2OID {
-            (i16::MIN as i64, i16::MAX as i64)
-        } else if typid == pg_sys::INT4OID {
-            (i32::MIN as i64, i32::MAX as i64)
+    let values: Vec<String> =
+        if typid == pg_sys::INT2OID || typid == pg_sys::INT4OID || typid == pg_sys::INT8OID {
+            let (lo, hi) = if typid == pg_sys::INT2OID {
+                (i16::MIN as i64, i16::MAX as i64)
+            } else if typid == pg_sys::INT4OID {
+                (i32::MIN as i64, i32::MAX as i64)
+            } else {
+                (i64::MIN, i64::MAX)
+            };
+            subjects
+                .iter()
+                .filter_map(|s| s.trim().parse::<i64>().ok())
+                .filter(|v| *v >= lo && *v <= hi)
+                .map(|v| v.to_string())
+                .collect()
+        } else if typid == pg_sys::UUIDOID {
+            subjects
+                .iter()
+                .filter_map(|s| canonical_uuid(s))
+                .map(|u| format!("CAST('{u}' AS pg_catalog.uuid)"))
+                .collect()
         } else {
-            (i64::MIN, i64::MAX)
+            subjects.iter().map(|s| spi::quote_literal(s)).collect()
         };
-        subjects
-            .iter()
-            .filter_map(|s| s.trim().parse::<i64>().ok())
-            .filter(|v| *v >= lo && *v <= hi)
-            .map(|v| v.to_string())
-            .collect()
-    } else if typid == pg_sys::UUIDOID {
-        subjects
-            .iter()
-            .filter_map(|s| canonical_uuid(s))
-            .map(|u| format!("CAST('{u}' AS pg_catalog.uuid)"))
-            .collect()
-    } else {
-        subjects.iter().map(|s| spi::quote_literal(s)).collect()
-    };
     if values.is_empty() {
         None
     } else {
@@ -155,14 +153,13 @@ fn check_reason(reason: &str) -> PResult<String> {
 
 fn check_until(until: Option<TimestampWithTimeZone>) -> PResult<()> {
     if let Some(u) = until {
-        let future = Spi::get_one_with_args::<bool>(
-            "SELECT $1 > pg_catalog.now()",
-            &[u.into()],
-        )?
-        .unwrap_or(false);
+        let future = Spi::get_one_with_args::<bool>("SELECT $1 > pg_catalog.now()", &[u.into()])?
+            .unwrap_or(false);
         if !future {
-            return Err(PrivacyError::invalid_parameter("until must be in the future")
-                .with_hint("Leave it NULL for a hold without end."));
+            return Err(
+                PrivacyError::invalid_parameter("until must be in the future")
+                    .with_hint("Leave it NULL for a hold without end."),
+            );
         }
     }
     Ok(())
@@ -344,7 +341,10 @@ mod tests {
             subject_predicate(
                 "u",
                 pg_sys::UUIDOID,
-                &["{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}".to_string(), "nope".to_string()]
+                &[
+                    "{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}".to_string(),
+                    "nope".to_string()
+                ]
             )
             .unwrap(),
             "(u IN (CAST('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' AS pg_catalog.uuid)))"

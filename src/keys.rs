@@ -467,11 +467,12 @@ fn create_key(
         secret.iter_mut().for_each(|b| *b = 0);
         if !inserted? {
             return Err(
-                PrivacyError::duplicate_object(format!("key \"{name}\" already exists"))
-                    .with_hint(format!(
+                PrivacyError::duplicate_object(format!("key \"{name}\" already exists")).with_hint(
+                    format!(
                     "Use privacy.rotate_key({0}) for a new secret, or privacy.drop_key({0}) first.",
                     pgrx::spi::quote_literal(&name)
-                )),
+                ),
+                ),
             );
         }
         invalidate()?;

@@ -258,8 +258,7 @@ fn check_keep_for(keep_for: &Interval) -> PResult<()> {
 
 fn check_schedule(s: &Interval) -> PResult<()> {
     let positive = s.months() >= 0 && s.days() >= 0 && s.micros() >= 0;
-    let long_enough =
-        s.months() > 0 || s.days() > 0 || s.micros() >= 1_000_000;
+    let long_enough = s.months() > 0 || s.days() > 0 || s.micros() >= 1_000_000;
     if !positive || !long_enough {
         return Err(PrivacyError::invalid_parameter(format!(
             "schedule_interval must be at least 1 second, got {s}"

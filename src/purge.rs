@@ -667,7 +667,9 @@ impl Run {
                         for r in rows {
                             let last = match anchor_type {
                                 AnchorType::Date => r.get::<Date>(4)?.map(AnchorValue::Date),
-                                AnchorType::Timestamp => r.get::<Timestamp>(4)?.map(AnchorValue::Ts),
+                                AnchorType::Timestamp => {
+                                    r.get::<Timestamp>(4)?.map(AnchorValue::Ts)
+                                }
                                 AnchorType::TimestampTz => {
                                     r.get::<TimestampWithTimeZone>(4)?.map(AnchorValue::Tstz)
                                 }
@@ -702,9 +704,7 @@ impl Run {
                 self.rows += acted;
                 self.held += held_n;
                 if let (Some(a), Some(t)) = (last_a, last_tid) {
-                    self.scan = Scan::Index {
-                        last: Some((a, t)),
-                    };
+                    self.scan = Scan::Index { last: Some((a, t)) };
                 }
                 if seen < limit {
                     self.done = true;
@@ -723,8 +723,10 @@ impl Run {
                         break;
                     }
                     let hi = next_block.saturating_add(width);
-                    let (sql, args) =
-                        self.batch_statement(held.as_deref(), Some((next_block, hi, last_tid.as_ref())));
+                    let (sql, args) = self.batch_statement(
+                        held.as_deref(),
+                        Some((next_block, hi, last_tid.as_ref())),
+                    );
                     let (acted, held_n, seen, _, tid) = self.execute(&sql, args)?;
                     self.rows += acted;
                     self.held += held_n;
