@@ -320,34 +320,3 @@ fn release_hold(id: Option<i64>) {
     })()
     .or_raise()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subject_predicates_by_type() {
-        let s = vec!["42".to_string(), "x'y".to_string(), " 7 ".to_string()];
-        assert_eq!(
-            subject_predicate("id", pg_sys::INT8OID, &s).unwrap(),
-            "(id IN (42, 7))"
-        );
-        assert_eq!(
-            subject_predicate("Who", pg_sys::TEXTOID, &s).unwrap(),
-            "(\"Who\" IN ('42', 'x''y', ' 7 '))"
-        );
-        assert!(subject_predicate("id", pg_sys::INT2OID, &["99999".to_string()]).is_none());
-        assert_eq!(
-            subject_predicate(
-                "u",
-                pg_sys::UUIDOID,
-                &[
-                    "{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}".to_string(),
-                    "nope".to_string()
-                ]
-            )
-            .unwrap(),
-            "(u IN (CAST('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' AS pg_catalog.uuid)))"
-        );
-    }
-}

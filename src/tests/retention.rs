@@ -912,4 +912,105 @@ mod tests {
             Some(0)
         );
     }
+
+    #[pg_test]
+    fn retention_column_rewrite_sql() {
+        let r = crate::anonymize::column_rewrite(
+            "Full Name",
+            &crate::labels::Method::Null,
+            pg_sys::TEXTOID,
+            -1,
+            "text",
+        )
+        .unwrap();
+        assert_eq!(r.set_expr, "NULL");
+        assert_eq!(r.needs_change, "(\"Full Name\" IS NOT NULL)");
+        let r = crate::anonymize::column_rewrite(
+            "note",
+            &crate::labels::Method::Constant("it's".into()),
+            pg_sys::TEXTOID,
+            -1,
+            "text",
+        )
+        .unwrap();
+        assert_eq!(r.set_expr, "CAST('it''s' AS text)");
+        assert_eq!(
+            r.needs_change,
+            "(note IS DISTINCT FROM CAST('it''s' AS text))"
+        );
+        let r = crate::anonymize::column_rewrite(
+            "born",
+            &crate::labels::Method::Truncate(crate::labels::TruncateUnit::Year),
+            pg_sys::TIMESTAMPTZOID,
+            -1,
+            "timestamp with time zone",
+        )
+        .unwrap();
+        assert!(r.set_expr.contains("pg_catalog.timezone('UTC'"));
+        let r = crate::anonymize::column_rewrite(
+            "code",
+            &crate::labels::Method::Pseudonymize,
+            pg_sys::VARCHAROID,
+            20 + 4,
+            "character varying(20)",
+        )
+        .unwrap();
+        assert!(r.set_expr.contains("pg_catalog.left("));
+        assert!(r.needs_change.contains("{20}"));
+        let r = crate::anonymize::column_rewrite(
+            "n",
+            &crate::labels::Method::Pseudonymize,
+            pg_sys::INT4OID,
+            -1,
+            "integer",
+        )
+        .unwrap();
+        assert!(r.set_expr.contains("% 2147483647"));
+        assert_eq!(r.needs_change, "(n >= 0)");
+        assert!(crate::anonymize::column_rewrite(
+            "d",
+            &crate::labels::Method::Email,
+            pg_sys::DATEOID,
+            -1,
+            "date"
+        )
+        .is_err());
+        assert!(crate::anonymize::column_rewrite(
+            "d",
+            &crate::labels::Method::Pseudonymize,
+            pg_sys::DATEOID,
+            -1,
+            "date"
+        )
+        .is_err());
+    }
+
+    #[pg_test]
+    fn retention_subject_predicates_by_type() {
+        let s = vec!["42".to_string(), "x'y".to_string(), " 7 ".to_string()];
+        assert_eq!(
+            crate::holds::subject_predicate("id", pg_sys::INT8OID, &s).unwrap(),
+            "(id IN (42, 7))"
+        );
+        assert_eq!(
+            crate::holds::subject_predicate("Who", pg_sys::TEXTOID, &s).unwrap(),
+            "(\"Who\" IN ('42', 'x''y', ' 7 '))"
+        );
+        assert!(
+            crate::holds::subject_predicate("id", pg_sys::INT2OID, &["99999".to_string()])
+                .is_none()
+        );
+        assert_eq!(
+            crate::holds::subject_predicate(
+                "u",
+                pg_sys::UUIDOID,
+                &[
+                    "{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}".to_string(),
+                    "nope".to_string()
+                ]
+            )
+            .unwrap(),
+            "(u IN (CAST('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' AS pg_catalog.uuid)))"
+        );
+    }
 }
