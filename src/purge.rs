@@ -166,6 +166,7 @@ pub struct Run {
     row_filter: Option<String>,
     rewrites: Vec<ColumnRewrite>,
     scan: Scan,
+    skip_locked: bool,
     rows: i64,
     held: i64,
     batches: i32,
@@ -248,6 +249,7 @@ struct Checked {
     row_filter: Option<String>,
     rewrites: Vec<ColumnRewrite>,
     scan: Scan,
+    skip_locked: bool,
 }
 
 fn role_exists(oid: pg_sys::Oid) -> PResult<bool> {
@@ -308,7 +310,11 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                     last_tid: None,
                 }
             };
+            // FOR UPDATE needs UPDATE: an owner with DELETE only waits
+            // (bounded by lock_timeout) instead of skipping locked rows
+            let skip_locked = security::has_table_privilege(p.relid, "UPDATE")?;
             Ok(Checked {
+                skip_locked,
                 qualified: crate::types::qualified_name(p.relid)?,
                 anchor_type,
                 row_filter,
@@ -486,6 +492,7 @@ impl Run {
             row_filter: checked.row_filter,
             rewrites: checked.rewrites,
             scan: checked.scan,
+            skip_locked: checked.skip_locked,
             rows: 0,
             held: 0,
             batches: 0,
@@ -593,7 +600,7 @@ impl Run {
             (Scan::Window { .. }, None) => unreachable!("window scans pass their window"),
         }
         let held_expr = held.unwrap_or("false");
-        let lock = if self.dry_run {
+        let lock = if self.dry_run || !self.skip_locked {
             ""
         } else if self.action == Action::Delete {
             "FOR UPDATE SKIP LOCKED"
