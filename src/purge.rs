@@ -14,7 +14,27 @@
 //! }
 //! pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()>;
 //! pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>>;
+//! pub fn run_policy(policy: &str, as_of: TimestampWithTimeZone, dry_run: bool, by: TriggeredBy) -> PResult<RunSummary>;
+//! pub fn error_text(e: &PrivacyError) -> String;   // "message: detail (SQLSTATE xxxxx)"
 //! ```
+//! Each method expects to run inside a transaction with an active snapshot
+//! (as `BackgroundWorker::transaction` or a SQL function call provide), as
+//! any role: the engine switches to the policy owner / extension owner
+//! itself. A typical worker loop:
+//!
+//! ```ignore
+//! let mut run = tx(|| Run::start(&name, now, false, TriggeredBy::Worker))?; // Err: already recorded, or 55P03 "already running" (skip)
+//! loop {
+//!     match tx(|| run.next_batch()) {            // commit after each batch
+//!         Ok(true) if !sigterm => continue,
+//!         Ok(_) => { tx(|| run.finish(None))?; break }
+//!         Err(e) => { tx(|| run.finish(Some(&e)))?; break }
+//!     }
+//! }
+//! // if a transaction aborted anyway: tx(|| record_failure(run.id(), run.policy(), &msg))
+//! ```
+//! Stopping between batches (SIGTERM) with `finish(None)` records the run
+//! as succeeded with the rows done so far; the rest is found by the next run.
 //! A `Run` holds only Rust-owned state (strings, counters, the keyset
 //! position), so it lives across transactions: the worker calls `start`,
 //! each `next_batch` and `finish` each in its own transaction and commits
