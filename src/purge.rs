@@ -16,6 +16,7 @@
 //! pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>>;
 //! pub fn run_policy(policy: &str, as_of: TimestampWithTimeZone, dry_run: bool, by: TriggeredBy) -> PResult<RunSummary>;
 //! pub fn error_text(e: &PrivacyError) -> String;   // "message: detail (SQLSTATE xxxxx)"
+//! pub fn close_interrupted_runs() -> PResult<Vec<String>>; // worker start-up after a crash
 //! ```
 //! Each method expects to run inside a transaction with an active snapshot
 //! (as `BackgroundWorker::transaction` or a SQL function call provide), as
@@ -33,8 +34,11 @@
 //! }
 //! // if a transaction aborted anyway: tx(|| record_failure(run.id(), run.policy(), &msg))
 //! ```
-//! Stopping between batches (SIGTERM) with `finish(None)` records the run
-//! as succeeded with the rows done so far; the rest is found by the next run.
+//! `finish(Some(&e))` records `error_text(e)`, which already ends with the
+//! SQLSTATE: pass the engine's error as it is. Stopping between batches
+//! (SIGTERM) with `finish(None)` records the run as succeeded with the rows
+//! done so far (the rest is found by the next run); pass an error to record
+//! it as failed instead.
 //! A `Run` holds only Rust-owned state (strings, counters, the keyset
 //! position), so it lives across transactions: the worker calls `start`,
 //! each `next_batch` and `finish` each in its own transaction and commits
@@ -885,6 +889,39 @@ pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()
         batches,
         error: Some(error_text.to_string()),
     })
+}
+
+/// For a worker starting up: close the worker runs a dead worker left
+/// `running` (crash, immediate shutdown) as failed, audited; their policies
+/// back off like after any failure. Returns the policies concerned. Call it
+/// only while no other worker of the database can be running a policy.
+pub fn close_interrupted_runs() -> PResult<Vec<String>> {
+    let open: Vec<(i64, String)> = as_extension_owner(|| {
+        Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT run_id, policy FROM privacy.retention_run_log
+                  WHERE status = 'running' AND triggered_by = 'worker' ORDER BY run_id",
+                None,
+                &[],
+            )?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push((
+                    r.get::<i64>(1)?.unwrap_or(0),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                ));
+            }
+            Ok::<_, PrivacyError>(out)
+        })
+    })?;
+    for (run_id, policy) in &open {
+        record_failure(
+            *run_id,
+            policy,
+            "interrupted: the worker running it ended abnormally; committed batches are kept",
+        )?;
+    }
+    Ok(open.into_iter().map(|(_, p)| p).collect())
 }
 
 /// Enabled policies due at `now` (next_run_at <= now), earliest first.

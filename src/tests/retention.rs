@@ -899,6 +899,25 @@ mod tests {
         let r = fresh(|| Run::start("w", as_of, true, TriggeredBy::Manual)).unwrap();
         let s = fresh(|| r.finish(None)).unwrap();
         assert_eq!(s.status, "dry_run");
+        // a worker run left running by a crash is closed at the next start-up
+        let r = fresh(|| Run::start("w", as_of, false, TriggeredBy::Worker)).unwrap();
+        let id = r.id();
+        drop(r);
+        assert_eq!(
+            fresh(crate::purge::close_interrupted_runs).unwrap(),
+            vec!["w".to_string()]
+        );
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT status FROM privacy.retention_runs WHERE run_id = {id}"
+            ))
+            .as_deref(),
+            Some("failed")
+        );
+        assert_eq!(
+            one::<i32>("SELECT failures FROM privacy.retention_policy_defs WHERE name = 'w'"),
+            Some(2)
+        );
     }
 
     #[pg_test]
