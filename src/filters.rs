@@ -21,8 +21,8 @@
 //!    (oid < `FirstNormalObjectId`): a hold cannot smuggle a user function
 //!    into another role's purge.
 //!
-//! Filters are resolved with `search_path = pg_catalog, pg_temp`, exactly as
-//! they run (as the policy owner, through `security::as_role`): a user's own
+//! Filters are lexed with `standard_conforming_strings = on` and resolved
+//! with `search_path = pg_catalog, pg_temp`, exactly as they run (as the policy owner, through `security::as_role`): a user's own
 //! functions and types must be schema-qualified. Every failure is SQLSTATE
 //! 22023 with PostgreSQL's own message in the text.
 
@@ -59,7 +59,47 @@ fn invalid(kind: FilterKind, why: impl std::fmt::Display) -> PrivacyError {
     )
 }
 
+/// Run `f` with `standard_conforming_strings = on` (how a filter is lexed:
+/// with it off, `'\'` would not end where it ends with it on, and a filter
+/// validated one way could close the parenthesis around it when run the
+/// other way) plus `extra` settings, at a new GUC nest level restored on
+/// exit (and by the (sub)transaction abort on error): nothing leaks into the
+/// caller's transaction. Filters are always validated and run inside this.
+pub fn with_settings<R>(extra: &[(&std::ffi::CStr, &str)], f: impl FnOnce() -> R) -> R {
+    struct Restore(i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            unsafe { pg_sys::AtEOXact_GUC(true, self.0) };
+        }
+    }
+    let mut settings: Vec<(&std::ffi::CStr, CString)> =
+        vec![(c"standard_conforming_strings", CString::from(c"on"))];
+    for (name, value) in extra {
+        settings.push((name, CString::new(*value).expect("no NUL in a setting")));
+    }
+    let guard = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        for (name, value) in &settings {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+        Restore(level)
+    };
+    let out = f();
+    drop(guard);
+    out
+}
+
 /// Splice a validated filter into SQL: parenthesized, between newlines.
+/// Run the SQL with `standard_conforming_strings = on` ([`with_settings`]).
 pub fn spliced(filter: &str) -> String {
     format!("(\n{filter}\n)")
 }
@@ -85,7 +125,9 @@ pub fn validate(relid: pg_sys::Oid, filter: &str, kind: FilterKind) -> PResult<S
     // Parse and analyze as the caller, with the search_path filters run with;
     // in a subtransaction so a parser ERROR comes back as a value.
     let checked = crate::subxact::run(|| {
-        crate::security::as_role(me, || unsafe { check(f, &qualified, kind) })
+        crate::security::as_role(me, || {
+            with_settings(&[], || unsafe { check(f, &qualified, kind) })
+        })
     });
     match checked {
         Ok(()) => Ok(f.to_string()),

@@ -28,7 +28,9 @@ use serde_json::json;
 /// under a hold active at `as_of`: the table's filter holds (and those of
 /// its partitioned ancestors) and, when the table has a SUBJECT column, the
 /// subject holds. `None` when no hold applies. Safe to splice into SQL that
-/// runs under `search_path = pg_catalog, pg_temp`; never NULL (filters are
+/// runs under `search_path = pg_catalog, pg_temp` and
+/// `standard_conforming_strings = on` (run it inside
+/// `filters::with_settings`, as the purge does); never NULL (filters are
 /// wrapped in `COALESCE(…, false)`).
 pub fn held_predicate(relid: pg_sys::Oid, as_of: TimestampWithTimeZone) -> PResult<Option<String>> {
     let (filters, subjects) = as_extension_owner(|| {

@@ -253,33 +253,12 @@ fn unlock(policy: &str, by: TriggeredBy) -> PResult<()> {
     Ok(())
 }
 
-/// Run `f` with `lock_timeout = privacy.lock_timeout`, restored on exit.
+/// Run `f` with `lock_timeout = privacy.lock_timeout` and the lexical
+/// settings filters were validated with (see `filters::with_settings`),
+/// restored on exit.
 fn with_lock_timeout<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(i32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            unsafe { pg_sys::AtEOXact_GUC(true, self.0) };
-        }
-    }
-    let value = std::ffi::CString::new(format!("{}ms", crate::gucs::lock_timeout_ms()))
-        .expect("no NUL in a number");
-    let guard = unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"lock_timeout".as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-        Restore(level)
-    };
-    let out = f();
-    drop(guard);
-    out
+    let timeout = format!("{}ms", crate::gucs::lock_timeout_ms());
+    filters::with_settings(&[(c"lock_timeout", timeout.as_str())], f)
 }
 
 /// What `start` checks as the policy's owner; gives the scan plan.

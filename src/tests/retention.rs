@@ -238,7 +238,15 @@ mod tests {
                 "22023",
             );
         }
-        // nothing happened to the tables
+        // a filter that would mean one thing with standard_conforming_strings
+        // off and another with it on (closing the parenthesis around it) is
+        // read with it on, always: refused
+        run("SET LOCAL standard_conforming_strings = off");
+        assert_sqlstate(
+            r"SELECT privacy.add_retention_policy('t', '1 day', 'created', row_filter => E'plan = ''\\'') OR (true --''')",
+            "22023",
+        );
+        run("SET LOCAL standard_conforming_strings = on");
         assert_eq!(one::<i64>("SELECT count(*) FROM public.t"), Some(2));
         assert_eq!(
             one::<i64>("SELECT count(*) FROM privacy.retention_policies"),
