@@ -228,7 +228,8 @@ fn place_hold(
         audit::record(
             "place_hold",
             &id.to_string(),
-            json!({ "table": regclass_text(relid), "row_filter": filter, "reason": reason,
+            // not the filter: it may name a subject in clear (privacy.holds has it)
+            json!({ "table": regclass_text(relid), "reason": reason,
                     "until": until.map(|u| u.to_string()) }),
         )?;
         Ok(id)
