@@ -3,3 +3,11 @@
 -- (e.g. GRANT EXECUTE ON FUNCTION privacy.define_purpose(text, text, text) TO privacy_admin).
 REVOKE EXECUTE ON FUNCTION privacy.define_purpose(text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.drop_purpose(text) FROM PUBLIC;
+-- Data subject rights: exporting and erasing a subject, and recording or
+-- withdrawing an objection on someone's behalf, are for the roles a DBA
+-- grants them to (e.g. the application's privacy back office).
+-- privacy.may_process stays executable by PUBLIC: it sits in RLS policies.
+REVOKE EXECUTE ON FUNCTION privacy.export_subject(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.forget_subject(text, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.object_to_purpose(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.withdraw_objection(text, text) FROM PUBLIC;

@@ -12,6 +12,8 @@
 //! | `tags`      | the `privacy` label provider, tag wrappers, tag readers     |
 //! | `purposes`  | `define_purpose` / `drop_purpose`                           |
 //! | `types`     | `regclass` and `name` SQL types                             |
+//! | `subject`   | data subject rights: `export_subject`, `forget_subject`     |
+//! | `objections`| `object_to_purpose`, `withdraw_objection`, `may_process`    |
 
 use pgrx::prelude::*;
 
@@ -19,9 +21,11 @@ mod audit;
 mod error;
 mod gucs;
 mod labels;
+mod objections;
 mod purposes;
 mod security;
 mod sql;
+mod subject;
 mod tags;
 mod types;
 
@@ -35,6 +39,11 @@ extension_sql_file!(
     "../sql/views.sql",
     name = "views",
     requires = ["schema", tags::_label_parts]
+);
+extension_sql_file!(
+    "../sql/subject.sql",
+    name = "subject",
+    requires = ["schema"]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 

@@ -1,0 +1,224 @@
+//! Objections to purposes (GDPR Art. 21 / consent withdrawal): opt-outs the
+//! database itself answers.
+//!
+//! `object_to_purpose` and `withdraw_objection` write `privacy.objections`
+//! (closed to every role but the extension owner) through
+//! [`security::as_extension_owner`] and record the change in the audit log
+//! under the subject's pseudonym. `may_process` answers one question, "did
+//! this subject object to this purpose?", and is built to sit in a row-level
+//! security policy or a view over a large table: it runs no SQL at all, but
+//! probes the primary key indexes of `privacy.objections` and
+//! `privacy.purposes` directly (like PostgreSQL's own catalog lookups), so an
+//! ordinary role can call it without any privilege on those tables and
+//! learns nothing but the boolean.
+
+use crate::audit;
+use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::purposes;
+use crate::security::as_extension_owner;
+use pgrx::prelude::*;
+use serde_json::json;
+use std::ffi::CStr;
+
+fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
+    v.ok_or_else(|| PrivacyError::null_value(what))
+}
+
+/// `privacy.object_to_purpose(subject, purpose)`: the subject opts out of the
+/// purpose. Idempotent: objecting twice keeps the first objection's time.
+#[pg_extern(volatile, parallel_unsafe)]
+fn object_to_purpose(subject: Option<&str>, purpose: Option<&str>) {
+    (|| -> PResult<()> {
+        let subject = need(subject, "subject")?;
+        let purpose = purposes::require(need(purpose, "purpose")?)?;
+        let pseudonym = crate::subject::pseudonym(subject)?;
+        let created = as_extension_owner(|| {
+            Ok(crate::subject::opt_mut::<bool>(
+                "INSERT INTO privacy.objections (subject, purpose) VALUES ($1, $2)
+                 ON CONFLICT (subject, purpose) DO NOTHING RETURNING true",
+                &[subject.into(), purpose.as_str().into()],
+            )?
+            .unwrap_or(false))
+        })?;
+        audit::record(
+            "object_to_purpose",
+            &purpose,
+            json!({ "subject": pseudonym, "already_objected": !created }),
+        )
+    })()
+    .or_raise()
+}
+
+/// `privacy.withdraw_objection(subject, purpose)`: the subject opts back in.
+/// Idempotent for a defined purpose; an objection to a purpose that has since
+/// been dropped can still be withdrawn.
+#[pg_extern(volatile, parallel_unsafe)]
+fn withdraw_objection(subject: Option<&str>, purpose: Option<&str>) {
+    (|| -> PResult<()> {
+        let subject = need(subject, "subject")?;
+        let purpose = purposes::normalize_name(need(purpose, "purpose")?)?;
+        let pseudonym = crate::subject::pseudonym(subject)?;
+        let existed = as_extension_owner(|| {
+            Ok(crate::subject::opt_mut::<bool>(
+                "DELETE FROM privacy.objections WHERE subject = $1 AND purpose = $2 RETURNING true",
+                &[subject.into(), purpose.as_str().into()],
+            )?
+            .unwrap_or(false))
+        })?;
+        if !existed {
+            purposes::require(&purpose)?;
+        }
+        audit::record(
+            "withdraw_objection",
+            &purpose,
+            json!({ "subject": pseudonym, "had_objected": existed }),
+        )
+    })()
+    .or_raise()
+}
+
+/// `privacy.may_process(subject, purpose)`: FALSE when the subject objected
+/// to the purpose, TRUE otherwise. A NULL subject (a row that identifies
+/// nobody) cannot have objected: TRUE. An unknown purpose is an error (42704),
+/// so a misspelt purpose in a policy fails loudly instead of allowing all.
+#[pg_extern(stable, parallel_safe)]
+fn may_process(subject: Option<&str>, purpose: Option<&str>) -> bool {
+    (|| -> PResult<bool> {
+        let purpose = need(purpose, "purpose")?;
+        let purpose = match normalize_fast(purpose) {
+            Some(p) => p,
+            None => purposes::normalize_name(purpose)?,
+        };
+        let rels = Rels::lookup()?;
+        if !index_has(rels.purposes, rels.purposes_pkey, &[&purpose])? {
+            return Err(PrivacyError::undefined_object(format!(
+                "purpose \"{purpose}\" does not exist"
+            ))
+            .with_hint("Define it with privacy.define_purpose()."));
+        }
+        let Some(subject) = subject else {
+            return Ok(true);
+        };
+        Ok(!index_has(
+            rels.objections,
+            rels.objections_pkey,
+            &[subject, &purpose],
+        )?)
+    })()
+    .or_raise()
+}
+
+/// The common case without allocation checks: an already lower-case plain
+/// identifier is its own normalized name.
+fn normalize_fast(p: &str) -> Option<String> {
+    let ok = !p.is_empty()
+        && p.len() <= 63
+        && p.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && p.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !["purpose", "category", "subject", "anonymize"].contains(&p);
+    ok.then(|| p.to_string())
+}
+
+/// Oids of the tables and indexes `may_process` probes, resolved through the
+/// syscache on every call (a few hash lookups), so a dropped and re-created
+/// extension is never looked up through stale oids.
+struct Rels {
+    purposes: pg_sys::Oid,
+    purposes_pkey: pg_sys::Oid,
+    objections: pg_sys::Oid,
+    objections_pkey: pg_sys::Oid,
+}
+
+impl Rels {
+    fn lookup() -> PResult<Rels> {
+        let missing = || {
+            PrivacyError::object_state("extension \"pg_privacy\" is not installed in this database")
+                .with_hint("Run CREATE EXTENSION pg_privacy.")
+        };
+        unsafe {
+            let nsp = pg_sys::get_namespace_oid(c"privacy".as_ptr(), true);
+            if nsp == pg_sys::Oid::INVALID {
+                return Err(missing());
+            }
+            let rel = |name: &CStr| pg_sys::get_relname_relid(name.as_ptr(), nsp);
+            let r = Rels {
+                purposes: rel(c"purposes"),
+                purposes_pkey: rel(c"purposes_pkey"),
+                objections: rel(c"objections"),
+                objections_pkey: rel(c"objections_pkey"),
+            };
+            if [r.purposes, r.purposes_pkey, r.objections, r.objections_pkey]
+                .contains(&pg_sys::Oid::INVALID)
+            {
+                return Err(missing());
+            }
+            Ok(r)
+        }
+    }
+}
+
+/// Whether the table holds a row whose first `keys.len()` text columns equal
+/// `keys`, found through the btree index `index` (whose leading columns are
+/// those, in that order, with the default collation). Uses the statement's
+/// snapshot, as a SQL query in the same statement would.
+fn index_has(table: pg_sys::Oid, index: pg_sys::Oid, keys: &[&str]) -> PResult<bool> {
+    let mut scankeys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
+    let datums: Vec<pg_sys::Datum> = keys
+        .iter()
+        .map(|k| {
+            k.into_datum()
+                .ok_or_else(|| PrivacyError::internal("could not build a text datum"))
+        })
+        .collect::<PResult<_>>()?;
+    unsafe {
+        for (i, d) in datums.iter().enumerate() {
+            let mut sk: pg_sys::ScanKeyData = std::mem::zeroed();
+            pg_sys::ScanKeyEntryInitialize(
+                &mut sk,
+                0,
+                (i + 1) as pg_sys::AttrNumber,
+                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+                pg_sys::Oid::INVALID,
+                pg_sys::DEFAULT_COLLATION_OID,
+                pg_sys::Oid::from(pg_sys::F_TEXTEQ),
+                *d,
+            );
+            scankeys.push(sk);
+        }
+        let snapshot = if pg_sys::ActiveSnapshotSet() {
+            pg_sys::GetActiveSnapshot()
+        } else {
+            pg_sys::GetTransactionSnapshot()
+        };
+        let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let scan = pg_sys::systable_beginscan(
+            rel,
+            index,
+            true,
+            snapshot,
+            scankeys.len() as i32,
+            scankeys.as_mut_ptr(),
+        );
+        let found = !pg_sys::systable_getnext(scan).is_null();
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::normalize_fast;
+
+    #[test]
+    fn fast_normalization_only_takes_plain_lowercase_names() {
+        assert_eq!(normalize_fast("marketing").as_deref(), Some("marketing"));
+        assert_eq!(normalize_fast("_x1").as_deref(), Some("_x1"));
+        assert_eq!(normalize_fast("Marketing"), None);
+        assert_eq!(normalize_fast("1x"), None);
+        assert_eq!(normalize_fast(""), None);
+        assert_eq!(normalize_fast("subject"), None);
+        assert_eq!(normalize_fast("bad name"), None);
+    }
+}
