@@ -18,6 +18,8 @@ use crate::purposes;
 use crate::security::as_extension_owner;
 use pgrx::prelude::*;
 use serde_json::json;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 
 fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
@@ -89,21 +91,7 @@ fn may_process(subject: Option<&str>, purpose: Option<&str>) -> bool {
             Some(p) => p,
             None => purposes::normalize_name(purpose)?,
         };
-        let rels = Rels::lookup()?;
-        if !index_has(rels.purposes, rels.purposes_pkey, &[&purpose])? {
-            return Err(PrivacyError::undefined_object(format!(
-                "purpose \"{purpose}\" does not exist"
-            ))
-            .with_hint("Define it with privacy.define_purpose()."));
-        }
-        let Some(subject) = subject else {
-            return Ok(true);
-        };
-        Ok(!index_has(
-            rels.objections,
-            rels.objections_pkey,
-            &[subject, &purpose],
-        )?)
+        with_statement_cache(|cache| cache.may_process(subject, purpose))
     })()
     .or_raise()
 }
@@ -120,9 +108,135 @@ fn normalize_fast(p: &str) -> Option<String> {
     ok.then(|| p.to_string())
 }
 
-/// Oids of the tables and indexes `may_process` probes, resolved through the
-/// syscache on every call (a few hash lookups), so a dropped and re-created
-/// extension is never looked up through stale oids.
+/// Calls of `may_process` for one purpose within one snapshot that are
+/// answered by index probes; after that, the purpose's objectors are read
+/// once into memory (when the table is small enough) and every further call
+/// of the statement is a hash lookup.
+const PROBES_BEFORE_LOAD: u32 = 64;
+/// Largest `privacy.objections` (in 8 kB pages, about 100 000 objections per
+/// 1 000 pages) that is read into memory; beyond it every call probes.
+const MAX_LOAD_PAGES: u32 = 10_000;
+
+/// Identity of the snapshot answers are valid for: two snapshots with the
+/// same fields (same transaction, command, xmin/xmax and completed-transaction
+/// count) see exactly the same rows.
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct SnapshotKey {
+    lxid: u32,
+    xmin: u32,
+    xmax: u32,
+    curcid: u32,
+    completions: u64,
+}
+
+struct PurposeAnswers {
+    probes: u32,
+    objectors: Option<HashSet<String>>,
+}
+
+struct StatementCache {
+    key: SnapshotKey,
+    snapshot: pg_sys::Snapshot,
+    rels: Rels,
+    purposes: HashMap<String, PurposeAnswers>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<StatementCache>> = const { RefCell::new(None) };
+}
+
+fn with_statement_cache<R>(f: impl FnOnce(&mut StatementCache) -> PResult<R>) -> PResult<R> {
+    let (key, snapshot) = unsafe {
+        let snapshot = if pg_sys::ActiveSnapshotSet() {
+            pg_sys::GetActiveSnapshot()
+        } else {
+            pg_sys::GetTransactionSnapshot()
+        };
+        let s = &*snapshot;
+        let lxid = if pg_sys::MyProc.is_null() {
+            0
+        } else {
+            (*pg_sys::MyProc).lxid
+        };
+        (
+            SnapshotKey {
+                lxid,
+                xmin: s.xmin.into_inner(),
+                xmax: s.xmax.into_inner(),
+                curcid: s.curcid,
+                completions: s.snapXactCompletionCount,
+            },
+            snapshot,
+        )
+    };
+    CACHE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let fresh = !matches!(&*slot, Some(c) if c.key == key);
+        if fresh {
+            // drop the previous statement's answers before looking anything up
+            *slot = None;
+            *slot = Some(StatementCache {
+                key,
+                snapshot,
+                rels: Rels::lookup()?,
+                purposes: HashMap::new(),
+            });
+        }
+        let cache = slot.as_mut().expect("cache was just filled");
+        cache.snapshot = snapshot;
+        f(cache)
+    })
+}
+
+impl StatementCache {
+    fn may_process(&mut self, subject: Option<&str>, purpose: String) -> PResult<bool> {
+        if !self.purposes.contains_key(&purpose) {
+            if !index_has(
+                self.rels.purposes,
+                self.rels.purposes_pkey,
+                &[&purpose],
+                self.snapshot,
+            )? {
+                return Err(PrivacyError::undefined_object(format!(
+                    "purpose \"{purpose}\" does not exist"
+                ))
+                .with_hint("Define it with privacy.define_purpose()."));
+            }
+            self.purposes.insert(
+                purpose.clone(),
+                PurposeAnswers {
+                    probes: 0,
+                    objectors: None,
+                },
+            );
+        }
+        let Some(subject) = subject else {
+            return Ok(true);
+        };
+        let (rels, snapshot) = (&self.rels, self.snapshot);
+        let answers = self
+            .purposes
+            .get_mut(&purpose)
+            .expect("purpose was just cached");
+        if answers.objectors.is_none() && answers.probes >= PROBES_BEFORE_LOAD {
+            answers.objectors = load_objectors(rels, &purpose, snapshot)?;
+        }
+        if let Some(set) = &answers.objectors {
+            return Ok(!set.contains(subject));
+        }
+        answers.probes += 1;
+        Ok(!index_has(
+            rels.objections,
+            rels.objections_pkey,
+            &[subject, &purpose],
+            snapshot,
+        )?)
+    }
+}
+
+/// Oids of the tables and indexes `may_process` reads, resolved through the
+/// syscache once per statement, so a dropped and re-created extension is
+/// never looked up through stale oids.
 struct Rels {
     purposes: pg_sys::Oid,
     purposes_pkey: pg_sys::Oid,
@@ -158,12 +272,7 @@ impl Rels {
     }
 }
 
-/// Whether the table holds a row whose first `keys.len()` text columns equal
-/// `keys`, found through the btree index `index` (whose leading columns are
-/// those, in that order, with the default collation). Uses the statement's
-/// snapshot, as a SQL query in the same statement would.
-fn index_has(table: pg_sys::Oid, index: pg_sys::Oid, keys: &[&str]) -> PResult<bool> {
-    let mut scankeys: Vec<pg_sys::ScanKeyData> = Vec::with_capacity(keys.len());
+fn text_scankeys(keys: &[&str]) -> PResult<(Vec<pg_sys::ScanKeyData>, Vec<pg_sys::Datum>)> {
     let datums: Vec<pg_sys::Datum> = keys
         .iter()
         .map(|k| {
@@ -171,9 +280,10 @@ fn index_has(table: pg_sys::Oid, index: pg_sys::Oid, keys: &[&str]) -> PResult<b
                 .ok_or_else(|| PrivacyError::internal("could not build a text datum"))
         })
         .collect::<PResult<_>>()?;
-    unsafe {
-        for (i, d) in datums.iter().enumerate() {
-            let mut sk: pg_sys::ScanKeyData = std::mem::zeroed();
+    let mut scankeys = Vec::with_capacity(keys.len());
+    for (i, d) in datums.iter().enumerate() {
+        let mut sk: pg_sys::ScanKeyData = unsafe { std::mem::zeroed() };
+        unsafe {
             pg_sys::ScanKeyEntryInitialize(
                 &mut sk,
                 0,
@@ -183,14 +293,24 @@ fn index_has(table: pg_sys::Oid, index: pg_sys::Oid, keys: &[&str]) -> PResult<b
                 pg_sys::DEFAULT_COLLATION_OID,
                 pg_sys::Oid::from(pg_sys::F_TEXTEQ),
                 *d,
-            );
-            scankeys.push(sk);
-        }
-        let snapshot = if pg_sys::ActiveSnapshotSet() {
-            pg_sys::GetActiveSnapshot()
-        } else {
-            pg_sys::GetTransactionSnapshot()
+            )
         };
+        scankeys.push(sk);
+    }
+    Ok((scankeys, datums))
+}
+
+/// Whether the table holds a row whose first `keys.len()` text columns equal
+/// `keys`, found through the btree index `index` (whose leading columns are
+/// those, in that order, with the default collation), as seen by `snapshot`.
+fn index_has(
+    table: pg_sys::Oid,
+    index: pg_sys::Oid,
+    keys: &[&str],
+    snapshot: pg_sys::Snapshot,
+) -> PResult<bool> {
+    let (mut scankeys, _datums) = text_scankeys(keys)?;
+    unsafe {
         let rel = pg_sys::table_open(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let scan = pg_sys::systable_beginscan(
             rel,
@@ -204,6 +324,49 @@ fn index_has(table: pg_sys::Oid, index: pg_sys::Oid, keys: &[&str]) -> PResult<b
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         Ok(found)
+    }
+}
+
+/// Every subject that objected to `purpose`, as seen by `snapshot`, or `None`
+/// when `privacy.objections` is too large to hold in memory.
+fn load_objectors(
+    rels: &Rels,
+    purpose: &str,
+    snapshot: pg_sys::Snapshot,
+) -> PResult<Option<HashSet<String>>> {
+    let (mut scankeys, _datums) = text_scankeys(&[purpose])?;
+    // the purpose is the table's second column
+    scankeys[0].sk_attno = 2;
+    unsafe {
+        let rel = pg_sys::table_open(rels.objections, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let pages = pg_sys::RelationGetNumberOfBlocksInFork(rel, pg_sys::ForkNumber::MAIN_FORKNUM);
+        if pages > MAX_LOAD_PAGES {
+            pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            return Ok(None);
+        }
+        let scan = pg_sys::systable_beginscan(
+            rel,
+            pg_sys::Oid::INVALID,
+            false,
+            snapshot,
+            1,
+            scankeys.as_mut_ptr(),
+        );
+        let mut set = HashSet::new();
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            let mut isnull = false;
+            let d = pg_sys::heap_getattr(tuple, 1, (*rel).rd_att, &mut isnull);
+            if let Some(s) = String::from_datum(d, isnull) {
+                set.insert(s);
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        Ok(Some(set))
     }
 }
 

@@ -1,1 +1,48 @@
--- (this part of the demo is added with its capability)
+-- 5. Data subject rights: access, opt-out, erasure.
+
+-- Ada (account 1) asks for a copy of her data (GDPR Art. 15): one document,
+-- every table with a SUBJECT column, tagged columns only, with why each is kept.
+-- The NOTICEs tell the DBA which subject columns have no index.
+SELECT jsonb_pretty(privacy.export_subject('1') - 'exported_at') AS ada;
+-- Follow the hint: every subject-rights call now uses an index.
+CREATE INDEX ON orders (account_id);
+CREATE INDEX ON invoices (account_id);
+CREATE INDEX ON web_visits (account_id);
+
+-- Ada opts out of marketing (GDPR Art. 21). The newsletter list asks the
+-- database whether it may use each address.
+CREATE VIEW newsletter_recipients AS
+  SELECT id, email FROM accounts
+   WHERE unsubscribed_at IS NULL AND privacy.may_process(id::text, 'marketing');
+SELECT * FROM newsletter_recipients ORDER BY id;
+SELECT privacy.object_to_purpose('1', 'marketing');
+SELECT * FROM newsletter_recipients ORDER BY id;
+-- The same rule as row-level security: the mailing tool's role simply never
+-- sees an address whose owner objected (it needs no privilege on pg_privacy).
+CREATE ROLE mailer;
+GRANT SELECT ON accounts TO mailer;
+ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY marketing_consent ON accounts FOR SELECT TO mailer
+  USING (privacy.may_process(id::text, 'marketing'));
+SET ROLE mailer;
+SELECT id, email FROM accounts ORDER BY id;
+RESET ROLE;
+DROP POLICY marketing_consent ON accounts;
+ALTER TABLE accounts DISABLE ROW LEVEL SECURITY;
+REVOKE SELECT ON accounts FROM mailer;
+DROP ROLE mailer;
+
+-- Edsger (account 5) asks to be forgotten (GDPR Art. 17). What would happen:
+SELECT * FROM privacy.forget_subject('5', dry_run => true);
+-- ... and the erasure itself, in one transaction, children before parents.
+-- His invoice stays (billing has the legal basis legal_obligation), unlinked
+-- from him, with the columns that are not needed for tax law anonymized.
+SELECT * FROM privacy.forget_subject('5');
+SELECT id, account_id, billing_name, vat_number, total FROM invoices ORDER BY id;
+SELECT jsonb_pretty(privacy.export_subject('5') -> 'tables' -> 'public.accounts') AS edsger_left;
+
+-- The audit log records each request under the subject's pseudonym only.
+SELECT action, left(details->>'subject', 16) || '…' AS subject_pseudonym, details - 'subject' AS details
+  FROM privacy.audit_log
+ WHERE action IN ('export_subject', 'object_to_purpose', 'forget_subject')
+ ORDER BY id;

@@ -515,11 +515,13 @@ mod tests {
             Some(4)
         );
         // an objection outlives its purpose being dropped and defined again
-        run("SELECT privacy.object_to_purpose('2', 'marketing')");
-        run("SELECT privacy.drop_purpose('marketing')");
-        run("SELECT privacy.define_purpose('marketing')");
+        run("SELECT privacy.define_purpose('newsletter')");
+        run("SELECT privacy.object_to_purpose('2', 'newsletter')");
+        run("SELECT privacy.drop_purpose('newsletter')");
+        assert_sqlstate("SELECT privacy.may_process('2', 'newsletter')", "42704");
+        run("SELECT privacy.define_purpose('newsletter')");
         assert_eq!(
-            one::<bool>("SELECT privacy.may_process('2', 'marketing')"),
+            one::<bool>("SELECT privacy.may_process('2', 'newsletter')"),
             Some(false)
         );
     }
@@ -548,6 +550,25 @@ mod tests {
         );
         run("RESET ROLE");
         run("GRANT USAGE ON SCHEMA privacy TO subj_mailer");
+        // answers follow the statement's snapshot: an objection made in the
+        // same transaction is seen by the next statement (the bulk-loaded
+        // answers of the previous one are not reused)
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM public.newsletter WHERE privacy.may_process(account_id::text, 'marketing')"),
+            Some(998)
+        );
+        run("SELECT privacy.object_to_purpose('8', 'marketing')");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM public.newsletter WHERE privacy.may_process(account_id::text, 'marketing')"),
+            Some(997)
+        );
+        run("SELECT privacy.withdraw_objection('7', 'marketing')");
+        run("SELECT privacy.withdraw_objection('8', 'marketing')");
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM public.newsletter WHERE privacy.may_process(account_id::text, 'marketing')"),
+            Some(999)
+        );
+        run("SELECT privacy.object_to_purpose('7', 'marketing')");
         run("SET LOCAL ROLE subj_mailer");
         // the mailer can ask but cannot read who objected
         assert_eq!(
