@@ -3,6 +3,12 @@
 -- (e.g. GRANT EXECUTE ON FUNCTION privacy.define_purpose(text, text, text) TO privacy_admin).
 REVOKE EXECUTE ON FUNCTION privacy.define_purpose(text, text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.drop_purpose(text) FROM PUBLIC;
+-- Keys: administration is for a key administrator, e.g.
+-- GRANT EXECUTE ON FUNCTION privacy.create_key(text, bytea), privacy.rotate_key(text),
+--       privacy.drop_key(text) TO privacy_admin;
+REVOKE EXECUTE ON FUNCTION privacy.create_key(text, bytea) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.rotate_key(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.drop_key(text) FROM PUBLIC;
 -- Data subject rights: exporting and erasing a subject, and recording or
 -- withdrawing an objection on someone's behalf, are for the roles a DBA
 -- grants them to (e.g. the application's privacy back office).

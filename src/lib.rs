@@ -14,14 +14,18 @@
 //! | `types`     | `regclass` and `name` SQL types                             |
 //! | `subject`   | data subject rights: `export_subject`, `forget_subject`     |
 //! | `objections`| `object_to_purpose`, `withdraw_objection`, `may_process`    |
+//! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
+//! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
 
 use pgrx::prelude::*;
 
 mod audit;
 mod error;
 mod gucs;
+pub mod keys;
 mod labels;
 mod objections;
+mod pseudonym;
 mod purposes;
 mod security;
 mod sql;
@@ -45,6 +49,7 @@ extension_sql_file!(
     name = "subject",
     requires = ["schema"]
 );
+extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["schema"]);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]

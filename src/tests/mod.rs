@@ -1,6 +1,7 @@
 //! `#[pg_test]`s: behaviour inside one backend, one file per concern.
 //! Helpers shared by them live here.
 
+mod keys;
 mod subject;
 mod tags;
 
