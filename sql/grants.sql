@@ -9,6 +9,10 @@ REVOKE EXECUTE ON FUNCTION privacy.drop_purpose(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.create_key(text, bytea) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.rotate_key(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.drop_key(text) FROM PUBLIC;
+-- Legal holds: only roles a DBA trusts may place or release them.
+REVOKE EXECUTE ON FUNCTION privacy.place_hold(regclass, text, text, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.place_subject_hold(text, text, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.release_hold(bigint) FROM PUBLIC;
 -- Data subject rights: exporting and erasing a subject, and recording or
 -- withdrawing an objection on someone's behalf, are for the roles a DBA
 -- grants them to (e.g. the application's privacy back office).

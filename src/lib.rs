@@ -16,20 +16,32 @@
 //! | `objections`| `object_to_purpose`, `withdraw_objection`, `may_process`    |
 //! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
 //! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
+//! | `subxact`   | running work in a subtransaction, errors as values          |
+//! | `filters`   | row_filter / hold filter validation (PostgreSQL's analyzer) |
+//! | `policies`  | `add/alter/drop_retention_policy`, policy checks            |
+//! | `holds`     | legal holds and `holds::held_predicate`                     |
+//! | `anonymize` | per-column anonymization SQL (`anonymize::rewrites`)        |
+//! | `purge`     | the batch engine (`purge::Run`) and `run_retention`         |
 
 use pgrx::prelude::*;
 
+mod anonymize;
 mod audit;
 mod error;
+mod filters;
 mod gucs;
+mod holds;
 pub mod keys;
 mod labels;
 mod objections;
+mod policies;
 mod pseudonym;
+mod purge;
 mod purposes;
 mod security;
 mod sql;
 mod subject;
+mod subxact;
 mod tags;
 mod types;
 
@@ -50,6 +62,11 @@ extension_sql_file!(
     requires = ["schema"]
 );
 extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["schema"]);
+extension_sql_file!(
+    "../sql/retention.sql",
+    name = "retention",
+    requires = ["schema"]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]

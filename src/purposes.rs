@@ -158,6 +158,14 @@ fn drop_purpose(name: Option<String>) {
             .with_detail(format!("Tagged columns: {}.", cols.join(", ")))
             .with_hint("Retag or untag those columns first."));
         }
+        let policies = crate::policies::policies_using_purpose(&name)?;
+        if !policies.is_empty() {
+            return Err(PrivacyError::dependent_objects(format!(
+                "cannot drop purpose \"{name}\" because retention policies use it"
+            ))
+            .with_detail(format!("Retention policies: {}.", policies.join(", ")))
+            .with_hint("Drop those policies first."));
+        }
         as_extension_owner(|| {
             Spi::run_with_args(
                 "DELETE FROM privacy.purposes WHERE name = $1",

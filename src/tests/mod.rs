@@ -2,6 +2,7 @@
 //! Helpers shared by them live here.
 
 mod keys;
+mod retention;
 mod subject;
 mod tags;
 

@@ -1,0 +1,992 @@
+//! The batch engine: runs a retention policy in bounded batches, and
+//! `privacy.run_retention()`.
+//!
+//! # Interface (for the background worker)
+//!
+//! ```ignore
+//! pub enum TriggeredBy { Worker, Manual }
+//! impl Run {
+//!     pub fn start(policy: &str, as_of: TimestampWithTimeZone, dry_run: bool, by: TriggeredBy) -> PResult<Run>;
+//!     pub fn next_batch(&mut self) -> PResult<bool>;          // Ok(true) = more to do
+//!     pub fn finish(self, error: Option<&PrivacyError>) -> PResult<RunSummary>;
+//!     pub fn id(&self) -> i64;
+//!     pub fn policy(&self) -> &str;
+//! }
+//! pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()>;
+//! pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>>;
+//! ```
+//! A `Run` holds only Rust-owned state (strings, counters, the keyset
+//! position), so it lives across transactions: the worker calls `start`,
+//! each `next_batch` and `finish` each in its own transaction and commits
+//! in between; `run_retention()` calls them all in the caller's transaction.
+//!
+//! - `start` loads the policy (42704 when it does not exist), takes a
+//!   session-level advisory lock on it (55P03 "already running" when another
+//!   session runs it: nothing is recorded then), re-validates it as its owner
+//!   (table, anchor column and type, row_filter, privileges, anonymize
+//!   columns and key) and inserts its `retention_runs` row (status
+//!   `running`). When the re-validation fails, `start` itself records the
+//!   failed run (row, policy status and back-off, audit), releases the lock
+//!   and returns the error: the caller just commits.
+//! - `next_batch` handles at most `privacy.batch_size` candidate rows in one
+//!   statement, as the policy's owner (`security::as_role`), with
+//!   `lock_timeout = privacy.lock_timeout` scoped to the batch (GUC nest
+//!   level: nothing leaks into the caller's transaction), inside a
+//!   subtransaction: a failing batch (lock timeout 55P03, FK violation, …)
+//!   is rolled back alone and returned as `Err`; earlier batches stay done.
+//!   Rows locked by others are skipped (`FOR UPDATE SKIP LOCKED`) and left
+//!   for the next run. The worker then calls `finish(Some(&err))`.
+//! - `finish` records the outcome: status (`succeeded`, `failed`, `dry_run`),
+//!   counts, batches, error text in `retention_runs`; for real runs the
+//!   policy's `last_run_at`, `last_status` and `next_run_at` (now +
+//!   schedule_interval; after n consecutive failures now + schedule_interval
+//!   × 2^(n-1), capped at max(1 day, schedule_interval)); an audit entry;
+//!   and releases the lock.
+//! - `record_failure` is for a batch whose transaction ERRORed and aborted
+//!   (should not happen, batches catch their errors, but e.g. a crash in
+//!   between): in a new transaction it marks the run failed, updates the
+//!   policy's back-off, audits, and releases the lock if this session holds
+//!   it.
+//!
+//! # How a batch finds rows
+//!
+//! Expired at T = `anchor IS NOT NULL AND anchor + keep_for <= T AND
+//! (row_filter)` and not held, computed in UTC (a `date` is midnight UTC, a
+//! `timestamp` is UTC, a `timestamptz` is converted to UTC before interval
+//! arithmetic), so the session TimeZone never changes the result. Each
+//! batch adds a sargable bound `anchor <= (T - keep_for [+ 4 days when
+//! keep_for has months])`, a safe superset because adding months is
+//! monotonic and clamps at most 3 days (Jan 31 + 1 month = Feb 28), and
+//! keeps the exact predicate as a recheck. Two scan modes:
+//! - the anchor has a btree index: keyset pagination on `(anchor, ctid)`
+//!   (`ORDER BY anchor, ctid LIMIT batch_size`), which reads only the
+//!   expired range of the index;
+//! - no index: ctid ranges (`ctid >= '(b,0)' AND ctid < '(b+w,0)'`, a TID
+//!   range scan) over the blocks the table had when the run started, `w`
+//!   sized from the table statistics to hold about `batch_size` rows; one
+//!   `next_batch` visits at most 16 empty windows before returning.
+//! Held rows are counted (`held`) and never touched; for `anonymize` only
+//! rows still needing a rewrite are candidates, so a second run changes
+//! nothing.
+
+#![allow(dead_code)] // `Run`'s accessors, `record_failure`, `due_policies`: the worker's interface
+
+use crate::anonymize::{self, ColumnRewrite};
+use crate::audit;
+use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::filters::{self, FilterKind};
+use crate::holds;
+use crate::policies::{self, Action, AnchorType, Policy};
+use crate::security::{self, as_extension_owner, as_role};
+use crate::types::{regclass_text, Regclass};
+use pgrx::datum::{Date, DatumWithOid, Interval, Timestamp, TimestampWithTimeZone};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use serde_json::json;
+
+/// Advisory lock class of a running policy (the policy is the second key).
+const LOCK_CLASS: i32 = 0x7072_6976; // "priv"
+/// Most empty ctid windows one `next_batch` visits before returning.
+const MAX_EMPTY_WINDOWS: usize = 16;
+
+/// Who started a run (recorded in `retention_runs.triggered_by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggeredBy {
+    Worker,
+    Manual,
+}
+
+impl TriggeredBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggeredBy::Worker => "worker",
+            TriggeredBy::Manual => "manual",
+        }
+    }
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub policy: String,
+    pub table: pg_sys::Oid,
+    pub action: String,
+    pub status: String,
+    pub rows: i64,
+    pub held: i64,
+    pub batches: i32,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum AnchorValue {
+    Date(Date),
+    Ts(Timestamp),
+    Tstz(TimestampWithTimeZone),
+}
+
+impl AnchorValue {
+    fn arg(self) -> DatumWithOid<'static> {
+        match self {
+            AnchorValue::Date(v) => v.into(),
+            AnchorValue::Ts(v) => v.into(),
+            AnchorValue::Tstz(v) => v.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Scan {
+    /// keyset on (anchor, ctid) through the anchor's index
+    Index { last: Option<(AnchorValue, String)> },
+    /// ctid windows of `width` blocks over [next_block, end_block)
+    Window {
+        next_block: i64,
+        end_block: i64,
+        width: i64,
+        last_tid: Option<String>,
+    },
+}
+
+/// A run in progress: Rust-owned state only (it lives across transactions).
+pub struct Run {
+    id: i64,
+    policy: String,
+    relid: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    action: Action,
+    as_of: TimestampWithTimeZone,
+    keep_for: Interval,
+    dry_run: bool,
+    by: TriggeredBy,
+    qualified: String,
+    anchor: String,
+    anchor_type: AnchorType,
+    row_filter: Option<String>,
+    rewrites: Vec<ColumnRewrite>,
+    scan: Scan,
+    rows: i64,
+    held: i64,
+    batches: i32,
+    done: bool,
+}
+
+/// The five-character SQLSTATE of an error code.
+pub fn sqlstate_text(code: pgrx::PgSqlErrorCode) -> String {
+    let v = code as isize as i64;
+    (0..5)
+        .map(|i| (((v >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+        .collect()
+}
+
+/// The text recorded for an error: message, detail, SQLSTATE.
+pub fn error_text(e: &PrivacyError) -> String {
+    let mut s = e.message.clone();
+    if let Some(d) = &e.detail {
+        s.push_str(": ");
+        s.push_str(d.trim_end_matches('.'));
+    }
+    format!("{s} (SQLSTATE {})", sqlstate_text(e.code))
+}
+
+fn try_lock(policy: &str) -> PResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.pg_try_advisory_lock($1, pg_catalog.hashtext($2))",
+        &[LOCK_CLASS.into(), policy.into()],
+    )?
+    .unwrap_or(false))
+}
+
+fn unlock(policy: &str) -> PResult<()> {
+    // only when this session holds it (pg_advisory_unlock would WARN otherwise)
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_unlock($1, pg_catalog.hashtext($2))
+          WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks
+                         WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()
+                           AND classid = $1::pg_catalog.int8::pg_catalog.oid
+                           AND objid = (pg_catalog.hashtext($2)::pg_catalog.int8 & 4294967295)::pg_catalog.oid
+                           AND objsubid = 2 AND granted)",
+        &[LOCK_CLASS.into(), policy.into()],
+    )?;
+    Ok(())
+}
+
+/// Run `f` with `lock_timeout = privacy.lock_timeout`, restored on exit.
+fn with_lock_timeout<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            unsafe { pg_sys::AtEOXact_GUC(true, self.0) };
+        }
+    }
+    let value = std::ffi::CString::new(format!("{}ms", crate::gucs::lock_timeout_ms()))
+        .expect("no NUL in a number");
+    let guard = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"lock_timeout".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        Restore(level)
+    };
+    let out = f();
+    drop(guard);
+    out
+}
+
+/// What `start` checks as the policy's owner; gives the scan plan.
+struct Checked {
+    qualified: String,
+    anchor_type: AnchorType,
+    row_filter: Option<String>,
+    rewrites: Vec<ColumnRewrite>,
+    scan: Scan,
+}
+
+fn role_exists(oid: pg_sys::Oid) -> PResult<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = $1)",
+        &[oid.into()],
+    )?
+    .unwrap_or(false))
+}
+
+fn check_as_owner(p: &Policy) -> PResult<Checked> {
+    if !role_exists(p.owner)? {
+        return Err(PrivacyError::object_state(format!(
+            "owner of retention policy \"{}\" (role with oid {}) does not exist",
+            p.name,
+            u32::from(p.owner)
+        ))
+        .with_hint("Drop the policy and create it again as an existing role."));
+    }
+    crate::subxact::run(|| {
+        as_role(p.owner, || {
+            policies::check_table(p.relid)?;
+            let (attnum, anchor_type) = policies::anchor_info(p.relid, &p.anchor)?;
+            let row_filter = match &p.row_filter {
+                None => None,
+                Some(f) => Some(filters::validate(p.relid, f, FilterKind::Policy)?),
+            };
+            policies::check_privileges(p.relid, p.action)?;
+            let rewrites = if p.action == Action::Anonymize {
+                let planned = anonymize::plan(p.relid, p.purpose.as_deref())?;
+                if planned.is_empty() {
+                    return Err(PrivacyError::object_state(format!(
+                        "table {} has no tagged column to anonymize",
+                        regclass_text(p.relid)
+                    )));
+                }
+                anonymize::check_key_usable(&planned)?;
+                planned.into_iter().map(|x| x.rewrite).collect()
+            } else {
+                Vec::new()
+            };
+            let scan = if policies::anchor_indexed(p.relid, attnum)? {
+                Scan::Index { last: None }
+            } else {
+                let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
+                    "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
+                            CASE WHEN c.relpages > 0 AND c.reltuples > 0
+                                 THEN c.reltuples / c.relpages ELSE 100 END
+                       FROM pg_catalog.pg_class c WHERE c.oid = $1",
+                    &[p.relid.into()],
+                )?;
+                let per_block = per_block.unwrap_or(100.0).max(1.0);
+                let width = ((crate::gucs::batch_size() as f64 / per_block).ceil() as i64).max(1);
+                Scan::Window {
+                    next_block: 0,
+                    end_block: blocks.unwrap_or(0),
+                    width,
+                    last_tid: None,
+                }
+            };
+            Ok(Checked {
+                qualified: crate::types::qualified_name(p.relid)?,
+                anchor_type,
+                row_filter,
+                rewrites,
+                scan,
+            })
+        })
+    })
+}
+
+fn next_run_id() -> PResult<i64> {
+    as_extension_owner(|| {
+        Ok(Spi::get_one::<i64>(
+            "SELECT pg_catalog.nextval('privacy.retention_run_log_run_id_seq'::pg_catalog.regclass)",
+        )?
+        .unwrap_or(0))
+    })
+}
+
+/// Everything recorded at the end of a run.
+struct Outcome<'a> {
+    run_id: i64,
+    policy: &'a str,
+    owner: Option<pg_sys::Oid>,
+    by: TriggeredBy,
+    as_of: Option<TimestampWithTimeZone>,
+    dry_run: bool,
+    rows: i64,
+    held: i64,
+    batches: i32,
+    error: Option<String>,
+}
+
+impl Outcome<'_> {
+    fn status(&self) -> &'static str {
+        if self.error.is_some() {
+            "failed"
+        } else if self.dry_run {
+            "dry_run"
+        } else {
+            "succeeded"
+        }
+    }
+}
+
+/// Write the outcome: run row (upsert), policy schedule (real runs), audit,
+/// lock release.
+fn record(o: &Outcome) -> PResult<()> {
+    let status = o.status();
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO privacy.retention_run_log AS r
+                 (run_id, policy, owner, triggered_by, as_of, status, finished_at,
+                  rows_affected, rows_held, batches, error, dry_run)
+             VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regrole, $4, COALESCE($5, pg_catalog.now()), $6,
+                     pg_catalog.clock_timestamp(), $7, $8, $9, $10, $11)
+             ON CONFLICT (run_id) DO UPDATE
+                SET status = EXCLUDED.status, finished_at = EXCLUDED.finished_at,
+                    rows_affected = EXCLUDED.rows_affected, rows_held = EXCLUDED.rows_held,
+                    batches = EXCLUDED.batches, error = EXCLUDED.error",
+            &[
+                o.run_id.into(),
+                o.policy.into(),
+                o.owner.into(),
+                o.by.as_str().into(),
+                o.as_of.into(),
+                status.into(),
+                o.rows.into(),
+                o.held.into(),
+                o.batches.into(),
+                o.error.clone().into(),
+                o.dry_run.into(),
+            ],
+        )?;
+        if !o.dry_run {
+            Spi::run_with_args(
+                "UPDATE privacy.retention_policy_defs p
+                    SET last_run_at = r.started_at,
+                        last_status = $3,
+                        failures = CASE WHEN $3 = 'failed' THEN p.failures + 1 ELSE 0 END,
+                        next_run_at = pg_catalog.clock_timestamp() + CASE
+                            WHEN $3 = 'failed' THEN LEAST(
+                                p.schedule_interval * pg_catalog.power(2::float8, LEAST(p.failures, 16)),
+                                GREATEST(p.schedule_interval, interval '1 day'))
+                            ELSE p.schedule_interval END
+                   FROM privacy.retention_run_log r
+                  WHERE p.name = $2 AND r.run_id = $1",
+                &[o.run_id.into(), o.policy.into(), status.into()],
+            )?;
+        }
+        Ok(())
+    })?;
+    audit::record(
+        "run_retention",
+        o.policy,
+        json!({
+            "run_id": o.run_id, "status": status, "triggered_by": o.by.as_str(),
+            "as_of": o.as_of.map(|t| t.to_string()), "dry_run": o.dry_run,
+            "rows": o.rows, "held": o.held, "batches": o.batches, "error": o.error,
+        }),
+    )?;
+    unlock(o.policy)
+}
+
+impl Run {
+    /// Load and re-validate the policy, take its lock, insert its run row.
+    pub fn start(
+        policy: &str,
+        as_of: TimestampWithTimeZone,
+        dry_run: bool,
+        by: TriggeredBy,
+    ) -> PResult<Run> {
+        let p = policies::require(policy)?;
+        if !try_lock(&p.name)? {
+            return Err(PrivacyError::lock_not_available(format!(
+                "retention policy \"{}\" is already running",
+                p.name
+            ))
+            .with_hint("Another session runs it now; try again when it is done."));
+        }
+        let id = match next_run_id() {
+            Ok(id) => id,
+            Err(e) => {
+                unlock(&p.name)?;
+                return Err(e);
+            }
+        };
+        let checked = match check_as_owner(&p) {
+            Ok(c) => c,
+            Err(e) => {
+                record(&Outcome {
+                    run_id: id,
+                    policy: &p.name,
+                    owner: Some(p.owner),
+                    by,
+                    as_of: Some(as_of),
+                    dry_run,
+                    rows: 0,
+                    held: 0,
+                    batches: 0,
+                    error: Some(error_text(&e)),
+                })?;
+                return Err(e);
+            }
+        };
+        as_extension_owner(|| {
+            Spi::run_with_args(
+                "INSERT INTO privacy.retention_run_log
+                     (run_id, policy, owner, triggered_by, as_of, status, dry_run)
+                 VALUES ($1, $2, $3::pg_catalog.oid::pg_catalog.regrole, $4, $5, 'running', $6)",
+                &[
+                    id.into(),
+                    p.name.as_str().into(),
+                    p.owner.into(),
+                    by.as_str().into(),
+                    as_of.into(),
+                    dry_run.into(),
+                ],
+            )?;
+            Ok(())
+        })?;
+        Ok(Run {
+            id,
+            policy: p.name,
+            relid: p.relid,
+            owner: p.owner,
+            action: p.action,
+            as_of,
+            keep_for: p.keep_for,
+            dry_run,
+            by,
+            qualified: checked.qualified,
+            anchor: p.anchor,
+            anchor_type: checked.anchor_type,
+            row_filter: checked.row_filter,
+            rewrites: checked.rewrites,
+            scan: checked.scan,
+            rows: 0,
+            held: 0,
+            batches: 0,
+            done: false,
+        })
+    }
+
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    pub fn rows(&self) -> i64 {
+        self.rows
+    }
+
+    pub fn held(&self) -> i64 {
+        self.held
+    }
+
+    pub fn batches(&self) -> i32 {
+        self.batches
+    }
+
+    /// The WHERE conditions every candidate satisfies ($1 = as_of, $2 =
+    /// keep_for).
+    fn expiry_conditions(&self) -> Vec<String> {
+        let a = spi::quote_identifier(&self.anchor);
+        let now_utc = "pg_catalog.timezone('UTC', $1::pg_catalog.timestamptz)";
+        let anchor_utc = match self.anchor_type {
+            AnchorType::TimestampTz => format!("pg_catalog.timezone('UTC', {a})"),
+            AnchorType::Timestamp => a.clone(),
+            AnchorType::Date => format!("CAST({a} AS pg_catalog.timestamp)"),
+        };
+        let slack = if self.keep_for.months() != 0 {
+            " + interval '4 days'"
+        } else {
+            ""
+        };
+        let bound = format!("({now_utc} - $2::pg_catalog.interval{slack})");
+        let sargable = match self.anchor_type {
+            AnchorType::TimestampTz => format!("{a} <= pg_catalog.timezone('UTC', {bound})"),
+            AnchorType::Timestamp => format!("{a} <= {bound}"),
+            AnchorType::Date => format!("{a} <= CAST({bound} AS pg_catalog.date)"),
+        };
+        let mut c = vec![
+            sargable,
+            format!("{a} IS NOT NULL"),
+            format!("{anchor_utc} + $2::pg_catalog.interval <= {now_utc}"),
+        ];
+        if let Some(f) = &self.row_filter {
+            c.push(filters::spliced(f));
+        }
+        if self.action == Action::Anonymize {
+            let needs: Vec<&str> = self
+                .rewrites
+                .iter()
+                .map(|r| r.needs_change.as_str())
+                .collect();
+            c.push(format!("({})", needs.join(" OR ")));
+        }
+        c
+    }
+
+    /// The statement of one batch and its arguments.
+    fn batch_statement(
+        &self,
+        held: Option<&str>,
+        window: Option<(i64, i64, Option<&String>)>,
+    ) -> (String, Vec<DatumWithOid<'static>>) {
+        let a = spi::quote_identifier(&self.anchor);
+        let t = &self.qualified;
+        let mut args: Vec<DatumWithOid<'static>> = vec![
+            self.as_of.into(),
+            self.keep_for.into(),
+            crate::gucs::batch_size().into(),
+        ];
+        let mut conds = self.expiry_conditions();
+        let order;
+        match (&self.scan, window) {
+            (_, Some((lo, hi, last))) => {
+                args.push(format!("({lo},0)").into());
+                args.push(format!("({hi},0)").into());
+                conds.push("ctid >= CAST($4 AS pg_catalog.tid)".into());
+                conds.push("ctid < CAST($5 AS pg_catalog.tid)".into());
+                if let Some(l) = last {
+                    args.push(l.clone().into());
+                    conds.push("ctid > CAST($6 AS pg_catalog.tid)".into());
+                }
+                order = "ctid".to_string();
+            }
+            (Scan::Index { last }, None) => {
+                if let Some((v, tid)) = last {
+                    args.push(v.arg());
+                    args.push(tid.clone().into());
+                    conds.push(format!(
+                        "{a} >= $4 AND ({a} > $4 OR ctid > CAST($5 AS pg_catalog.tid))"
+                    ));
+                }
+                order = format!("{a}, ctid");
+            }
+            (Scan::Window { .. }, None) => unreachable!("window scans pass their window"),
+        }
+        let held_expr = held.unwrap_or("false");
+        let lock = if self.dry_run {
+            ""
+        } else if self.action == Action::Delete {
+            "FOR UPDATE SKIP LOCKED"
+        } else {
+            "FOR NO KEY UPDATE SKIP LOCKED"
+        };
+        let act = if self.dry_run {
+            "SELECT 1 FROM cand WHERE NOT held".to_string()
+        } else {
+            let target = "ctid = ANY (ARRAY(SELECT tid FROM cand WHERE NOT held))";
+            match self.action {
+                Action::Delete => format!("DELETE FROM {t} WHERE {target} RETURNING 1"),
+                Action::Anonymize => {
+                    let sets: Vec<String> = self
+                        .rewrites
+                        .iter()
+                        .map(|r| {
+                            let c = spi::quote_identifier(&r.column);
+                            format!(
+                                "{c} = CASE WHEN {} THEN {} ELSE {c} END",
+                                r.needs_change, r.set_expr
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "UPDATE {t} SET {} WHERE {target} RETURNING 1",
+                        sets.join(", ")
+                    )
+                }
+            }
+        };
+        let last_order = match (&self.scan, window) {
+            (_, Some(_)) => "tid DESC".to_string(),
+            _ => "a DESC, tid DESC".to_string(),
+        };
+        let sql = format!(
+            "WITH cand AS (
+                SELECT ctid AS tid, {a} AS a, COALESCE({held_expr}, false) AS held
+                  FROM {t}
+                 WHERE {conds}
+                 ORDER BY {order}
+                 LIMIT $3
+                 {lock}
+             ), act AS (
+                {act}
+             )
+             SELECT (SELECT pg_catalog.count(*) FROM act),
+                    (SELECT pg_catalog.count(*) FROM cand WHERE held),
+                    (SELECT pg_catalog.count(*) FROM cand),
+                    l.a, CAST(l.tid AS pg_catalog.text)
+               FROM (SELECT 1) AS one
+               LEFT JOIN LATERAL (SELECT a, tid FROM cand ORDER BY {last_order} LIMIT 1) AS l ON true",
+            conds = conds.join("\n   AND "),
+        );
+        (sql, args)
+    }
+
+    /// Execute one statement as the owner with the batch lock timeout, in a
+    /// subtransaction. Returns (acted, held, seen, last anchor, last tid).
+    fn execute(
+        &self,
+        sql: &str,
+        args: Vec<DatumWithOid<'static>>,
+    ) -> PResult<(i64, i64, i64, Option<AnchorValue>, Option<String>)> {
+        let anchor_type = self.anchor_type;
+        crate::subxact::run(|| {
+            as_role(self.owner, || {
+                with_lock_timeout(|| {
+                    Spi::connect_mut(|c| {
+                        let rows = c.update(sql, None, &args)?;
+                        for r in rows {
+                            let last = match anchor_type {
+                                AnchorType::Date => r.get::<Date>(4)?.map(AnchorValue::Date),
+                                AnchorType::Timestamp => {
+                                    r.get::<Timestamp>(4)?.map(AnchorValue::Ts)
+                                }
+                                AnchorType::TimestampTz => {
+                                    r.get::<TimestampWithTimeZone>(4)?.map(AnchorValue::Tstz)
+                                }
+                            };
+                            return Ok((
+                                r.get::<i64>(1)?.unwrap_or(0),
+                                r.get::<i64>(2)?.unwrap_or(0),
+                                r.get::<i64>(3)?.unwrap_or(0),
+                                last,
+                                r.get::<String>(5)?,
+                            ));
+                        }
+                        Err(PrivacyError::internal("retention batch returned no row"))
+                    })
+                })
+            })
+        })
+    }
+
+    /// One batch of at most `privacy.batch_size` rows. Ok(true) = more to do.
+    pub fn next_batch(&mut self) -> PResult<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let limit = crate::gucs::batch_size();
+        let held = holds::held_predicate(self.relid, self.as_of)?;
+        self.batches += 1;
+        match self.scan.clone() {
+            Scan::Index { .. } => {
+                let (sql, args) = self.batch_statement(held.as_deref(), None);
+                let (acted, held_n, seen, last_a, last_tid) = self.execute(&sql, args)?;
+                self.rows += acted;
+                self.held += held_n;
+                if let (Some(a), Some(t)) = (last_a, last_tid) {
+                    self.scan = Scan::Index { last: Some((a, t)) };
+                }
+                if seen < limit {
+                    self.done = true;
+                }
+            }
+            Scan::Window {
+                mut next_block,
+                end_block,
+                width,
+                mut last_tid,
+            } => {
+                let mut visited = 0;
+                loop {
+                    if next_block >= end_block {
+                        self.done = true;
+                        break;
+                    }
+                    let hi = next_block.saturating_add(width);
+                    let (sql, args) = self.batch_statement(
+                        held.as_deref(),
+                        Some((next_block, hi, last_tid.as_ref())),
+                    );
+                    let (acted, held_n, seen, _, tid) = self.execute(&sql, args)?;
+                    self.rows += acted;
+                    self.held += held_n;
+                    if seen >= limit {
+                        // the window may hold more: continue after the last row
+                        last_tid = tid;
+                    } else {
+                        next_block = hi;
+                        last_tid = None;
+                    }
+                    visited += 1;
+                    if seen > 0 || visited >= MAX_EMPTY_WINDOWS {
+                        break;
+                    }
+                }
+                if next_block >= end_block {
+                    self.done = true;
+                }
+                self.scan = Scan::Window {
+                    next_block,
+                    end_block,
+                    width,
+                    last_tid,
+                };
+            }
+        }
+        Ok(!self.done)
+    }
+
+    /// Record the outcome and release the policy.
+    pub fn finish(self, error: Option<&PrivacyError>) -> PResult<RunSummary> {
+        let error = error.map(error_text);
+        let o = Outcome {
+            run_id: self.id,
+            policy: &self.policy,
+            owner: Some(self.owner),
+            by: self.by,
+            as_of: Some(self.as_of),
+            dry_run: self.dry_run,
+            rows: self.rows,
+            held: self.held,
+            batches: self.batches,
+            error: error.clone(),
+        };
+        record(&o)?;
+        Ok(RunSummary {
+            run_id: self.id,
+            policy: self.policy.clone(),
+            table: self.relid,
+            action: self.action.as_str().to_string(),
+            status: o.status().to_string(),
+            rows: self.rows,
+            held: self.held,
+            batches: self.batches,
+            error,
+        })
+    }
+}
+
+/// After a batch's transaction aborted: mark run `run_id` failed (in a new
+/// transaction), update the policy's back-off, audit, release the lock.
+pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()> {
+    let known = as_extension_owner(|| {
+        Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT owner::pg_catalog.oid, triggered_by, as_of, dry_run, rows_affected, rows_held, batches
+                   FROM privacy.retention_run_log WHERE run_id = $1",
+                Some(1),
+                &[run_id.into()],
+            )?;
+            for r in rows {
+                return Ok::<_, PrivacyError>(Some((
+                    r.get::<pg_sys::Oid>(1)?,
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<TimestampWithTimeZone>(3)?,
+                    r.get::<bool>(4)?.unwrap_or(false),
+                    r.get::<i64>(5)?.unwrap_or(0),
+                    r.get::<i64>(6)?.unwrap_or(0),
+                    r.get::<i32>(7)?.unwrap_or(0),
+                )));
+            }
+            Ok(None)
+        })
+    })?;
+    let (owner, by, as_of, dry_run, rows, held, batches) = match known {
+        Some((o, b, a, d, r, h, n)) => (
+            o,
+            if b == "manual" {
+                TriggeredBy::Manual
+            } else {
+                TriggeredBy::Worker
+            },
+            a,
+            d,
+            r,
+            h,
+            n,
+        ),
+        None => (None, TriggeredBy::Worker, None, false, 0, 0, 0),
+    };
+    record(&Outcome {
+        run_id,
+        policy,
+        owner,
+        by,
+        as_of,
+        dry_run,
+        rows,
+        held,
+        batches,
+        error: Some(error_text.to_string()),
+    })
+}
+
+/// Enabled policies due at `now` (next_run_at <= now), earliest first.
+pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>> {
+    as_extension_owner(|| {
+        Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT name FROM privacy.retention_policy_defs
+                  WHERE enabled AND next_run_at <= $1 ORDER BY next_run_at, name",
+                None,
+                &[now.into()],
+            )?;
+            Ok(rows
+                .map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    })
+}
+
+/// Run one policy to the end in the current transaction.
+pub fn run_policy(
+    policy: &str,
+    as_of: TimestampWithTimeZone,
+    dry_run: bool,
+    by: TriggeredBy,
+) -> PResult<RunSummary> {
+    let mut run = Run::start(policy, as_of, dry_run, by)?;
+    loop {
+        match run.next_batch() {
+            Ok(true) => continue,
+            Ok(false) => return run.finish(None),
+            Err(e) => {
+                run.finish(Some(&e))?;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Policies `run_retention(NULL)` runs for the current role: enabled, and
+/// owned by a role whose privileges it has (all, for a superuser).
+fn runnable_policies() -> PResult<(Vec<String>, usize)> {
+    let all: Vec<(String, pg_sys::Oid)> = as_extension_owner(|| {
+        Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT name, owner::pg_catalog.oid FROM privacy.retention_policy_defs
+                  WHERE enabled ORDER BY name",
+                None,
+                &[],
+            )?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::Oid::INVALID),
+                ));
+            }
+            Ok::<_, PrivacyError>(out)
+        })
+    })?;
+    let mut mine = Vec::new();
+    let mut skipped = 0;
+    for (name, owner) in all {
+        if policies::may_manage(owner)? {
+            mine.push(name);
+        } else {
+            skipped += 1;
+        }
+    }
+    Ok((mine, skipped))
+}
+
+type RunRow = (
+    String,
+    Option<Regclass>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn warn_failed(policy: &str, e: &PrivacyError) {
+    ErrorReport::new(
+        pgrx::PgSqlErrorCode::ERRCODE_WARNING,
+        format!("retention policy \"{policy}\" failed: {}", error_text(e)),
+        "pg_privacy",
+    )
+    .set_hint("The failure is recorded in privacy.retention_runs.")
+    .report(pgrx::PgLogLevel::WARNING);
+}
+
+/// `privacy.run_retention(policy, as_of, dry_run)`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn run_retention(
+    policy: default!(Option<String>, "NULL"),
+    as_of: default!(Option<TimestampWithTimeZone>, "now()"),
+    dry_run: default!(Option<bool>, "false"),
+) -> TableIterator<
+    'static,
+    (
+        name!(policy, String),
+        name!(table_name, Option<Regclass>),
+        name!(action, Option<String>),
+        name!(rows, Option<i64>),
+        name!(held, Option<i64>),
+    ),
+> {
+    let rows = (|| -> PResult<Vec<RunRow>> {
+        let as_of = as_of.ok_or_else(|| PrivacyError::null_value("as_of"))?;
+        let dry_run = dry_run.ok_or_else(|| PrivacyError::null_value("dry_run"))?;
+        let names = match &policy {
+            Some(name) => {
+                let p = policies::require(name)?;
+                policies::require_manage(&p, "run")?;
+                vec![p.name]
+            }
+            None => {
+                let (mine, skipped) = runnable_policies()?;
+                if skipped > 0 {
+                    pgrx::notice!(
+                        "skipping {skipped} retention policies owned by roles whose privileges {} does not have",
+                        security::current_role_name()
+                    );
+                }
+                mine
+            }
+        };
+        let mut out = Vec::new();
+        for name in names {
+            let p = policies::load(&name)?;
+            let (relid, action) = match &p {
+                Some(p) => (Some(Regclass(p.relid)), Some(p.action.as_str().to_string())),
+                None => (None, None),
+            };
+            match run_policy(&name, as_of, dry_run, TriggeredBy::Manual) {
+                Ok(s) => out.push((name, relid, action, Some(s.rows), Some(s.held))),
+                Err(e) => {
+                    if policy.is_some() && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+                        && e.message.contains("already running")
+                    {
+                        return Err(e);
+                    }
+                    warn_failed(&name, &e);
+                    out.push((name, relid, action, None, None));
+                }
+            }
+        }
+        Ok(out)
+    })()
+    .or_raise();
+    TableIterator::new(rows)
+}
