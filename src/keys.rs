@@ -362,7 +362,7 @@ fn ensure_audit_key() -> PResult<()> {
     let mut secret = random_secret()?;
     let fp = fingerprint(&secret);
     let inserted = security::as_extension_owner(|| {
-        Ok(crate::sql::opt::<bool>(
+        Ok(crate::sql::opt_mut::<bool>(
             "INSERT INTO privacy.key_secrets (name, version, secret, fingerprint, active)
              VALUES ($1, 1, $2, $3, true) ON CONFLICT DO NOTHING RETURNING true",
             &[

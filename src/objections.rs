@@ -35,7 +35,7 @@ fn object_to_purpose(subject: Option<&str>, purpose: Option<&str>) {
         let purpose = purposes::require(need(purpose, "purpose")?)?;
         let pseudonym = crate::subject::pseudonym(subject)?;
         let created = as_extension_owner(|| {
-            Ok(crate::subject::opt_mut::<bool>(
+            Ok(crate::sql::opt_mut::<bool>(
                 "INSERT INTO privacy.objections (subject, purpose) VALUES ($1, $2)
                  ON CONFLICT (subject, purpose) DO NOTHING RETURNING true",
                 &[subject.into(), purpose.as_str().into()],
@@ -61,7 +61,7 @@ fn withdraw_objection(subject: Option<&str>, purpose: Option<&str>) {
         let purpose = purposes::normalize_name(need(purpose, "purpose")?)?;
         let pseudonym = crate::subject::pseudonym(subject)?;
         let existed = as_extension_owner(|| {
-            Ok(crate::subject::opt_mut::<bool>(
+            Ok(crate::sql::opt_mut::<bool>(
                 "DELETE FROM privacy.objections WHERE subject = $1 AND purpose = $2 RETURNING true",
                 &[subject.into(), purpose.as_str().into()],
             )?

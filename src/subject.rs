@@ -36,7 +36,7 @@ use crate::error::{OrRaise, PResult, PrivacyError};
 use crate::security;
 use crate::tags::{self, ColumnTag};
 use crate::types::{qualified_name, Regclass};
-use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgLogLevel, PgSqlErrorCode};
@@ -48,24 +48,9 @@ pub(crate) fn pseudonym(subject: &str) -> PResult<String> {
     crate::keys::subject_pseudonym(subject)
 }
 
-/// First column of the first row of a statement that may write (INSERT/
-/// UPDATE/DELETE … RETURNING), or `None` when it returns no row.
-pub(crate) fn opt_mut<T: FromDatum + IntoDatum>(
-    query: &str,
-    args: &[DatumWithOid],
-) -> PResult<Option<T>> {
-    Spi::connect_mut(|c| {
-        let rows = c.update(query, None, args)?;
-        match rows.into_iter().next() {
-            Some(row) => Ok(row.get::<T>(1)?),
-            None => Ok(None),
-        }
-    })
-}
-
 /// `count(*)` of a statement that may write (`WITH d AS (DELETE …) SELECT count(*) FROM d`).
 fn count_mut(query: &str, subject: &str) -> PResult<i64> {
-    Ok(opt_mut::<i64>(query, &[subject.into()])?.unwrap_or(0))
+    Ok(crate::sql::opt_mut::<i64>(query, &[subject.into()])?.unwrap_or(0))
 }
 
 fn count(query: &str, subject: &str) -> PResult<i64> {
@@ -469,21 +454,28 @@ fn plan_mode(t: &SubjectTable, legal: &[String]) -> PResult<Mode> {
         let q = spi::quote_identifier(&c.name);
         match rewrites.iter().find(|r| r.column == c.name) {
             Some(r) => {
-                sets.push(format!("{q} = {}", r.set_expr));
+                sets.push(format!(
+                    "{q} = CASE WHEN {} THEN {} ELSE {q} END",
+                    r.needs_change, r.set_expr
+                ));
                 needs_change.push(format!("({})", r.needs_change));
             }
-            // A column the anonymizer leaves alone (e.g. a SUBJECT mark without
-            // a method on a nullable column) is unlinked with NULL.
+            // The anonymizer leaves a column tagged only SUBJECT alone (it is
+            // the link retention needs); erasure must cut that link.
             None if !c.not_null => {
                 sets.push(format!("{q} = NULL"));
                 needs_change.push(format!("({q} IS NOT NULL)"));
             }
             None => {
                 return Err(PrivacyError::object_state(format!(
-                    "cannot anonymize NOT NULL column \"{}\" of table {}, which is kept for a legal obligation",
-                    c.name, t.key
+                    "cannot unlink the kept rows of table {} from the subject: SUBJECT column \"{}\" is NOT NULL and has no ANONYMIZE method",
+                    t.key, c.name
                 ))
-                .with_hint("Give the column an ANONYMIZE method in its privacy label."))
+                .with_detail("The table holds a column kept for a legal obligation, so its rows are anonymized instead of deleted; nothing was changed.")
+                .with_hint(format!(
+                    "Give the column a method, e.g. SECURITY LABEL FOR privacy ON COLUMN {}.{q} IS 'SUBJECT ANONYMIZE PSEUDONYMIZE', or tag it with the legal purpose to keep it as is.",
+                    t.qname
+                )))
             }
         }
     }
@@ -778,11 +770,16 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<(pg_sys::Oid, &'static st
         held: HashMap::new(),
         legal_tables,
     };
-    if dry_run {
-        rolled_back(|| eraser.run(&plans))
-    } else {
-        eraser.run(&plans)
-    }
+    // Run as the caller, with search_path pinned like the retention engine:
+    // hold filters and anonymization expressions are written for it.
+    let me = unsafe { pg_sys::GetUserId() };
+    security::as_role(me, || {
+        if dry_run {
+            rolled_back(|| eraser.run(&plans))
+        } else {
+            eraser.run(&plans)
+        }
+    })
 }
 
 #[cfg(test)]

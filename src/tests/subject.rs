@@ -631,24 +631,36 @@ mod tests {
     }
 
     #[pg_test]
-    fn legal_table_with_not_null_subject_is_pseudonymized() {
+    fn legal_table_with_not_null_subject_needs_a_method() {
         setup();
+        run("SELECT privacy.create_key()");
         // the ledger must be kept; its NOT NULL subject column is not an FK
         run("CREATE TABLE public.ledger (id int PRIMARY KEY, customer bigint NOT NULL, amount numeric, memo text)");
         run("INSERT INTO public.ledger VALUES (1, 1, 10, 'ada paid'), (2, 2, 20, 'alan paid')");
         run("SELECT privacy.mark_subject('public.ledger', 'customer')");
         run("SELECT privacy.tag_column('public.ledger', 'amount', ARRAY['billing'])");
         run("SELECT privacy.tag_column('public.ledger', 'memo', ARRAY['service'])");
+        // kept rows would still point at the person: refused, nothing changed
+        let before = snapshot();
+        let (state, msg) = error_of("SELECT * FROM privacy.forget_subject('1')").unwrap();
+        assert_eq!(state, "55000", "{msg}");
+        assert!(msg.contains("\"customer\""), "{msg}");
+        assert_eq!(snapshot(), before);
+        run("SECURITY LABEL FOR privacy ON COLUMN public.ledger.customer IS 'SUBJECT ANONYMIZE PSEUDONYMIZE'");
         let got = forget("SELECT * FROM privacy.forget_subject('1')");
         assert!(got.contains(&row("ledger", "anonymized", 1)), "{got:?}");
         assert_eq!(
-            one::<String>("SELECT format('%s|%s|%s', customer = 1, amount, memo) FROM public.ledger WHERE id = 1")
+            one::<String>("SELECT format('%s|%s|%s', customer < 0, amount, memo) FROM public.ledger WHERE id = 1")
                 .as_deref(),
-            Some("f|10|")
+            Some("t|10|")
         );
         assert_eq!(
-            one::<i64>("SELECT count(*) FROM public.ledger WHERE customer = 2"),
-            Some(1)
+            one::<String>("SELECT format('%s|%s', customer, memo) FROM public.ledger WHERE id = 2")
+                .as_deref(),
+            Some("2|alan paid")
         );
+        // nothing of subject 1 is left to find
+        let again = forget("SELECT * FROM privacy.forget_subject('1')");
+        assert!(again.iter().all(|(_, _, n)| *n == 0), "{again:?}");
     }
 }
