@@ -18,6 +18,7 @@ use crate::purposes;
 use crate::security::as_extension_owner;
 use pgrx::prelude::*;
 use serde_json::json;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
@@ -87,25 +88,25 @@ fn withdraw_objection(subject: Option<&str>, purpose: Option<&str>) {
 fn may_process(subject: Option<&str>, purpose: Option<&str>) -> bool {
     (|| -> PResult<bool> {
         let purpose = need(purpose, "purpose")?;
-        let purpose = match normalize_fast(purpose) {
-            Some(p) => p,
-            None => purposes::normalize_name(purpose)?,
+        let purpose: Cow<str> = if is_normalized(purpose) {
+            Cow::Borrowed(purpose)
+        } else {
+            Cow::Owned(purposes::normalize_name(purpose)?)
         };
-        with_statement_cache(|cache| cache.may_process(subject, purpose))
+        with_statement_cache(|cache| cache.may_process(subject, &purpose))
     })()
     .or_raise()
 }
 
-/// The common case without allocation checks: an already lower-case plain
+/// The common case, without allocating: an already lower-case plain
 /// identifier is its own normalized name.
-fn normalize_fast(p: &str) -> Option<String> {
-    let ok = !p.is_empty()
+fn is_normalized(p: &str) -> bool {
+    !p.is_empty()
         && p.len() <= 63
         && p.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && p.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !["purpose", "category", "subject", "anonymize"].contains(&p);
-    ok.then(|| p.to_string())
+        && !["purpose", "category", "subject", "anonymize"].contains(&p)
 }
 
 /// Calls of `may_process` for one purpose within one snapshot that are
@@ -129,9 +130,11 @@ struct SnapshotKey {
     completions: u64,
 }
 
+type Objectors = HashSet<String>;
+
 struct PurposeAnswers {
     probes: u32,
-    objectors: Option<HashSet<String>>,
+    objectors: Option<Objectors>,
 }
 
 struct StatementCache {
@@ -189,12 +192,12 @@ fn with_statement_cache<R>(f: impl FnOnce(&mut StatementCache) -> PResult<R>) ->
 }
 
 impl StatementCache {
-    fn may_process(&mut self, subject: Option<&str>, purpose: String) -> PResult<bool> {
-        if !self.purposes.contains_key(&purpose) {
+    fn may_process(&mut self, subject: Option<&str>, purpose: &str) -> PResult<bool> {
+        if !self.purposes.contains_key(purpose) {
             if !index_has(
                 self.rels.purposes,
                 self.rels.purposes_pkey,
-                &[&purpose],
+                &[purpose],
                 self.snapshot,
             )? {
                 return Err(PrivacyError::undefined_object(format!(
@@ -203,7 +206,7 @@ impl StatementCache {
                 .with_hint("Define it with privacy.define_purpose()."));
             }
             self.purposes.insert(
-                purpose.clone(),
+                purpose.to_string(),
                 PurposeAnswers {
                     probes: 0,
                     objectors: None,
@@ -216,10 +219,10 @@ impl StatementCache {
         let (rels, snapshot) = (&self.rels, self.snapshot);
         let answers = self
             .purposes
-            .get_mut(&purpose)
+            .get_mut(purpose)
             .expect("purpose was just cached");
         if answers.objectors.is_none() && answers.probes >= PROBES_BEFORE_LOAD {
-            answers.objectors = load_objectors(rels, &purpose, snapshot)?;
+            answers.objectors = load_objectors(rels, purpose, snapshot)?;
         }
         if let Some(set) = &answers.objectors {
             return Ok(!set.contains(subject));
@@ -228,7 +231,7 @@ impl StatementCache {
         Ok(!index_has(
             rels.objections,
             rels.objections_pkey,
-            &[subject, &purpose],
+            &[subject, purpose],
             snapshot,
         )?)
     }
@@ -333,7 +336,7 @@ fn load_objectors(
     rels: &Rels,
     purpose: &str,
     snapshot: pg_sys::Snapshot,
-) -> PResult<Option<HashSet<String>>> {
+) -> PResult<Option<Objectors>> {
     let (mut scankeys, _datums) = text_scankeys(&[purpose])?;
     // the purpose is the table's second column
     scankeys[0].sk_attno = 2;
@@ -352,7 +355,7 @@ fn load_objectors(
             1,
             scankeys.as_mut_ptr(),
         );
-        let mut set = HashSet::new();
+        let mut set = Objectors::default();
         loop {
             let tuple = pg_sys::systable_getnext(scan);
             if tuple.is_null() {
@@ -372,16 +375,16 @@ fn load_objectors(
 
 #[cfg(test)]
 mod unit {
-    use super::normalize_fast;
+    use super::is_normalized;
 
     #[test]
     fn fast_normalization_only_takes_plain_lowercase_names() {
-        assert_eq!(normalize_fast("marketing").as_deref(), Some("marketing"));
-        assert_eq!(normalize_fast("_x1").as_deref(), Some("_x1"));
-        assert_eq!(normalize_fast("Marketing"), None);
-        assert_eq!(normalize_fast("1x"), None);
-        assert_eq!(normalize_fast(""), None);
-        assert_eq!(normalize_fast("subject"), None);
-        assert_eq!(normalize_fast("bad name"), None);
+        assert!(is_normalized("marketing"));
+        assert!(is_normalized("_x1"));
+        assert!(!is_normalized("Marketing"));
+        assert!(!is_normalized("1x"));
+        assert!(!is_normalized(""));
+        assert!(!is_normalized("subject"));
+        assert!(!is_normalized("bad name"));
     }
 }
