@@ -1,4 +1,4 @@
--- title: Keyed-hash pseudonymization over `:rows` e-mail-like text values (about 25 bytes each): `privacy.pseudonymize` against pgcrypto's HMAC, the builtin `md5()` and a bare scan of the same column, same data, same run. The pgcrypto expression computes the very same value (checked before timing).
+-- title: Keyed-hash pseudonymization over e-mail-like text values (about 25 bytes each): `privacy.pseudonymize` against pgcrypto's HMAC, the builtin `md5()` and a bare scan of the same column, same data, same run. The pgcrypto expression computes the very same value (checked before timing).
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_privacy;
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
