@@ -93,8 +93,18 @@ pub fn validate(relid: pg_sys::Oid, filter: &str, kind: FilterKind) -> PResult<S
         Err(e) if e.code == pgrx::PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH => {
             Err(invalid(kind, "it is not a boolean expression").with_detail(e.message))
         }
-        Err(e) => Err(invalid(kind, e.message)),
+        Err(e) if is_filter_fault(&e) => Err(invalid(kind, e.message)),
+        // a lock timeout, a cancel, an internal error: not the filter's fault
+        Err(e) => Err(e),
     }
+}
+
+/// Errors that say something about the filter text: syntax errors, access
+/// rule violations and undefined objects (class 42), data exceptions (22),
+/// unsupported features (0A).
+fn is_filter_fault(e: &PrivacyError) -> bool {
+    let state = crate::purge::sqlstate_text(e.code);
+    state.starts_with("42") || state.starts_with("22") || state.starts_with("0A")
 }
 
 unsafe fn check(f: &str, qualified: &str, kind: FilterKind) -> PResult<()> {

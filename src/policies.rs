@@ -246,9 +246,10 @@ pub fn anchor_indexed(relid: pg_sys::Oid, attnum: i16) -> PResult<bool> {
 
 fn check_keep_for(keep_for: &Interval) -> PResult<()> {
     if keep_for.months() < 0 || keep_for.days() < 0 || keep_for.micros() < 0 {
-        return Err(PrivacyError::invalid_parameter(format!(
-            "keep_for must not have negative parts, got {keep_for}"
-        )));
+        return Err(
+            PrivacyError::invalid_parameter("keep_for must not have negative parts")
+                .with_hint("Write a positive interval such as '30 days' or '1 year'."),
+        );
     }
     if keep_for.months() == 0 && keep_for.days() == 0 && keep_for.micros() == 0 {
         return Err(PrivacyError::invalid_parameter("keep_for must be positive"));
@@ -260,9 +261,9 @@ fn check_schedule(s: &Interval) -> PResult<()> {
     let positive = s.months() >= 0 && s.days() >= 0 && s.micros() >= 0;
     let long_enough = s.months() > 0 || s.days() > 0 || s.micros() >= 1_000_000;
     if !positive || !long_enough {
-        return Err(PrivacyError::invalid_parameter(format!(
-            "schedule_interval must be at least 1 second, got {s}"
-        )));
+        return Err(PrivacyError::invalid_parameter(
+            "schedule_interval must be at least 1 second",
+        ));
     }
     Ok(())
 }

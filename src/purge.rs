@@ -166,6 +166,7 @@ pub struct Run {
     row_filter: Option<String>,
     rewrites: Vec<ColumnRewrite>,
     scan: Scan,
+    skip_locked: bool,
     rows: i64,
     held: i64,
     batches: i32,
@@ -248,6 +249,7 @@ struct Checked {
     row_filter: Option<String>,
     rewrites: Vec<ColumnRewrite>,
     scan: Scan,
+    skip_locked: bool,
 }
 
 fn role_exists(oid: pg_sys::Oid) -> PResult<bool> {
@@ -269,51 +271,58 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
     }
     crate::subxact::run(|| {
         as_role(p.owner, || {
-            policies::check_table(p.relid)?;
-            let (attnum, anchor_type) = policies::anchor_info(p.relid, &p.anchor)?;
-            let row_filter = match &p.row_filter {
-                None => None,
-                Some(f) => Some(filters::validate(p.relid, f, FilterKind::Policy)?),
-            };
-            policies::check_privileges(p.relid, p.action)?;
-            let rewrites = if p.action == Action::Anonymize {
-                let planned = anonymize::plan(p.relid, p.purpose.as_deref())?;
-                if planned.is_empty() {
-                    return Err(PrivacyError::object_state(format!(
-                        "table {} has no tagged column to anonymize",
-                        regclass_text(p.relid)
-                    )));
-                }
-                anonymize::check_key_usable(&planned)?;
-                planned.into_iter().map(|x| x.rewrite).collect()
-            } else {
-                Vec::new()
-            };
-            let scan = if policies::anchor_indexed(p.relid, attnum)? {
-                Scan::Index { last: None }
-            } else {
-                let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
+            with_lock_timeout(|| {
+                policies::check_table(p.relid)?;
+                let (attnum, anchor_type) = policies::anchor_info(p.relid, &p.anchor)?;
+                let row_filter = match &p.row_filter {
+                    None => None,
+                    Some(f) => Some(filters::validate(p.relid, f, FilterKind::Policy)?),
+                };
+                policies::check_privileges(p.relid, p.action)?;
+                let rewrites = if p.action == Action::Anonymize {
+                    let planned = anonymize::plan(p.relid, p.purpose.as_deref())?;
+                    if planned.is_empty() {
+                        return Err(PrivacyError::object_state(format!(
+                            "table {} has no tagged column to anonymize",
+                            regclass_text(p.relid)
+                        )));
+                    }
+                    anonymize::check_key_usable(&planned)?;
+                    planned.into_iter().map(|x| x.rewrite).collect()
+                } else {
+                    Vec::new()
+                };
+                let scan = if policies::anchor_indexed(p.relid, attnum)? {
+                    Scan::Index { last: None }
+                } else {
+                    let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
                     "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
                             CASE WHEN c.relpages > 0 AND c.reltuples > 0
                                  THEN c.reltuples / c.relpages ELSE 100 END
                        FROM pg_catalog.pg_class c WHERE c.oid = $1",
                     &[p.relid.into()],
                 )?;
-                let per_block = per_block.unwrap_or(100.0).max(1.0);
-                let width = ((crate::gucs::batch_size() as f64 / per_block).ceil() as i64).max(1);
-                Scan::Window {
-                    next_block: 0,
-                    end_block: blocks.unwrap_or(0),
-                    width,
-                    last_tid: None,
-                }
-            };
-            Ok(Checked {
-                qualified: crate::types::qualified_name(p.relid)?,
-                anchor_type,
-                row_filter,
-                rewrites,
-                scan,
+                    let per_block = per_block.unwrap_or(100.0).max(1.0);
+                    let width =
+                        ((crate::gucs::batch_size() as f64 / per_block).ceil() as i64).max(1);
+                    Scan::Window {
+                        next_block: 0,
+                        end_block: blocks.unwrap_or(0),
+                        width,
+                        last_tid: None,
+                    }
+                };
+                // FOR UPDATE needs UPDATE: an owner with DELETE only waits
+                // (bounded by lock_timeout) instead of skipping locked rows
+                let skip_locked = security::has_table_privilege(p.relid, "UPDATE")?;
+                Ok(Checked {
+                    skip_locked,
+                    qualified: crate::types::qualified_name(p.relid)?,
+                    anchor_type,
+                    row_filter,
+                    rewrites,
+                    scan,
+                })
             })
         })
     })
@@ -486,6 +495,7 @@ impl Run {
             row_filter: checked.row_filter,
             rewrites: checked.rewrites,
             scan: checked.scan,
+            skip_locked: checked.skip_locked,
             rows: 0,
             held: 0,
             batches: 0,
@@ -593,7 +603,7 @@ impl Run {
             (Scan::Window { .. }, None) => unreachable!("window scans pass their window"),
         }
         let held_expr = held.unwrap_or("false");
-        let lock = if self.dry_run {
+        let lock = if self.dry_run || !self.skip_locked {
             ""
         } else if self.action == Action::Delete {
             "FOR UPDATE SKIP LOCKED"

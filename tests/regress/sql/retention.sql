@@ -1,5 +1,7 @@
 -- Retention policies, legal holds and runs: a DBA's session, with expected output.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_privacy;
+RESET client_min_messages;
 SET privacy.batch_size = 2;
 
 -- 1. Delete policies with row filters, dry run first, then for real.
@@ -140,6 +142,15 @@ ROLLBACK TO s;
 SELECT privacy.release_hold(424242);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 ROLLBACK TO s;
+-- a role without DELETE on the table cannot create a delete policy
+CREATE ROLE retention_regress_reader;
+GRANT USAGE ON SCHEMA privacy TO retention_regress_reader;
+GRANT SELECT ON t TO retention_regress_reader;
+SAVEPOINT r;
+SET LOCAL ROLE retention_regress_reader;
+SELECT privacy.add_retention_policy('t', '1 day', 'created');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK TO r;
 -- a renamed anchor column: the run fails with a clear error, recorded
 ALTER TABLE t RENAME COLUMN created TO created_on;
 SELECT * FROM privacy.run_retention('p1');
@@ -151,3 +162,6 @@ SELECT count(*) AS policies_left FROM privacy.retention_policies WHERE name = 'p
 SELECT action, object, details->>'reason' AS reason FROM privacy.audit_log
  WHERE action = 'drop_retention_policy' ORDER BY id;
 ROLLBACK;
+
+-- leave the database as we found it for the next scenario
+DROP EXTENSION pg_privacy;
