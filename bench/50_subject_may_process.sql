@@ -42,5 +42,5 @@ END $$;
 -- case: WHERE may_process | SELECT count(*) FROM bench_customers WHERE privacy.may_process(id::text, 'marketing')
 -- case: RLS policy with may_process | SELECT public.bench_count_as_mailer()
 -- case: may_process, one subject | SELECT privacy.may_process('4201', 'marketing')
--- ratio: WHERE may_process / anti-join on privacy.objections <= 1.5
--- ratio: RLS policy with may_process / anti-join on privacy.objections <= 1.5
+-- ratio: WHERE may_process / anti-join on privacy.objections <= 2
+-- ratio: RLS policy with may_process / anti-join on privacy.objections <= 2

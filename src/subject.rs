@@ -400,7 +400,7 @@ fn children_first(tables: &[SubjectTable], fks: &[ForeignKey]) -> PResult<Vec<us
                 cycle.join(", ")
             ))
             .with_detail("forget_subject deletes children before parents, which a cycle makes impossible; nothing was changed.")
-            .with_hint("Make one of the foreign keys in the cycle ON DELETE CASCADE or SET NULL and remove the SUBJECT mark from the child, or erase these rows yourself."));
+            .with_hint("Remove the SUBJECT mark from one table of the cycle (its rows then follow the foreign key's ON DELETE action), or erase these rows yourself."));
         };
         placed[i] = true;
         order.push(i);

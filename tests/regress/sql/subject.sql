@@ -1,5 +1,7 @@
 -- Data subject rights: access, objection, erasure — a user's session.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_privacy;
+RESET client_min_messages;
 BEGIN;
 SELECT privacy.define_purpose('service', 'the product', 'contract');
 SELECT privacy.define_purpose('billing', 'tax law', 'legal_obligation');
@@ -109,6 +111,7 @@ SELECT * FROM privacy.forget_subject('1');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 ROLLBACK TO s;
 CREATE ROLE subject_regress_clerk;
+GRANT USAGE ON SCHEMA privacy TO subject_regress_clerk;
 SET LOCAL ROLE subject_regress_clerk;
 SELECT * FROM privacy.forget_subject('1');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
