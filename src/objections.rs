@@ -46,7 +46,7 @@ fn object_to_purpose(subject: Option<&str>, purpose: Option<&str>) {
         audit::record(
             "object_to_purpose",
             &purpose,
-            json!({ "subject": pseudonym, "already_objected": !created }),
+            json!({ "subject_pseudonym": pseudonym, "already_objected": !created }),
         )
     })()
     .or_raise()
@@ -74,7 +74,7 @@ fn withdraw_objection(subject: Option<&str>, purpose: Option<&str>) {
         audit::record(
             "withdraw_objection",
             &purpose,
-            json!({ "subject": pseudonym, "had_objected": existed }),
+            json!({ "subject_pseudonym": pseudonym, "had_objected": existed }),
         )
     })()
     .or_raise()

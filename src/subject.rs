@@ -128,13 +128,7 @@ struct SubjectTable {
 fn subject_tables(subject: &str) -> PResult<Vec<SubjectTable>> {
     let mut out = Vec::new();
     for (relid, col) in tags::subject_columns()? {
-        let key = crate::sql::opt::<String>(
-            "SELECT n.nspname::text || '.' || c.relname::text
-               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.oid = $1",
-            &[relid.into()],
-        )?
-        .unwrap_or_default();
+        let key = table_key(relid)?;
         out.push(SubjectTable {
             relid,
             qname: qualified_name(relid)?,
@@ -146,6 +140,18 @@ fn subject_tables(subject: &str) -> PResult<Vec<SubjectTable>> {
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
+}
+
+/// `schema.table` as written (not quoted): the export's key and the audit's
+/// table name, whatever the search_path.
+fn table_key(relid: pg_sys::Oid) -> PResult<String> {
+    Ok(crate::sql::opt::<String>(
+        "SELECT n.nspname::text || '.' || c.relname::text
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = $1",
+        &[relid.into()],
+    )?
+    .unwrap_or_default())
 }
 
 /// Whether a valid, non-partial index leads with the column.
@@ -219,7 +225,7 @@ fn export_subject(subject: Option<&str>) -> JsonB {
         audit::record(
             "export_subject",
             &pseudonym,
-            json!({ "subject": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows }),
+            json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows }),
         )?;
         Ok(JsonB(doc))
     })()
@@ -709,13 +715,13 @@ fn forget_subject(
         let details: Vec<Value> = result
             .iter()
             .map(|(relid, action, n)| {
-                json!({ "table": crate::types::regclass_text(*relid), "action": action, "rows": n })
+                Ok(json!({ "table": table_key(*relid)?, "action": action, "rows": n }))
             })
-            .collect();
+            .collect::<PResult<_>>()?;
         audit::record(
             "forget_subject",
             &pseudonym,
-            json!({ "subject": pseudonym, "dry_run": dry_run, "result": details }),
+            json!({ "subject_pseudonym": pseudonym, "dry_run": dry_run, "result": details }),
         )?;
         let rows: Vec<ForgetRow> = result
             .into_iter()

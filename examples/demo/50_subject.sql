@@ -41,8 +41,14 @@ SELECT * FROM privacy.forget_subject('5');
 SELECT id, account_id, billing_name, vat_number, total FROM invoices ORDER BY id;
 SELECT jsonb_pretty(privacy.export_subject('5') -> 'tables' -> 'public.accounts') AS edsger_left;
 
+-- Alan (account 2) asks too, but his account is under a legal hold for a
+-- chargeback dispute: nothing under the hold is erased, it is reported as held.
+SELECT privacy.place_subject_hold('2', 'chargeback dispute') AS hold_id \gset
+SELECT * FROM privacy.forget_subject('2', dry_run => true);
+SELECT privacy.release_hold(:hold_id);
+
 -- The audit log records each request under the subject's pseudonym only.
-SELECT action, left(details->>'subject', 16) || '…' AS subject_pseudonym, details - 'subject' AS details
+SELECT action, left(details->>'subject_pseudonym', 16) || '…' AS subject_pseudonym, details - 'subject_pseudonym' AS details
   FROM privacy.audit_log
  WHERE action IN ('export_subject', 'object_to_purpose', 'forget_subject')
  ORDER BY id;

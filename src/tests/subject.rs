@@ -616,7 +616,7 @@ mod tests {
         );
         // the same pseudonym on every entry, so the entries of one subject can be linked
         assert_eq!(
-            one::<i64>("SELECT count(DISTINCT details->>'subject') FROM privacy.audit_log
+            one::<i64>("SELECT count(DISTINCT details->>'subject_pseudonym') FROM privacy.audit_log
                          WHERE action IN ('export_subject', 'object_to_purpose', 'withdraw_objection', 'forget_subject')"),
             Some(1)
         );

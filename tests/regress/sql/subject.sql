@@ -67,8 +67,8 @@ SELECT * FROM invoices ORDER BY id;   -- kept for tax law, unlinked, note anonym
 SELECT * FROM visits ORDER BY id;     -- ON DELETE CASCADE from the untagged table
 SELECT privacy.may_process('1', 'marketing');   -- the objection went with the person
 -- The audit log names the subject only by its pseudonym.
-SELECT action, object = details->>'subject' AS object_is_pseudonym,
-       length(details->>'subject') AS pseudonym_length,
+SELECT action, object = details->>'subject_pseudonym' AS object_is_pseudonym,
+       length(details->>'subject_pseudonym') AS pseudonym_length,
        details ? 'dry_run' AS has_dry_run
   FROM privacy.audit_log
  WHERE action IN ('export_subject', 'object_to_purpose', 'withdraw_objection', 'forget_subject')
