@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Keys survive pg_dump + restore (pseudonyms stay the same, versions and
 # fingerprints too), and the pseudonymization functions work without
-# shared_preload_libraries (the library loads on first call).
+# shared_preload_libraries (the library loads on first call) and in a
+# database whose encoding is not UTF-8 (text is hashed as UTF-8).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
@@ -41,5 +42,20 @@ nokeys=$(cluster_dir $C)/nokeys.sql
 as_pg "$PG_BIN/pg_dump" -h "$(cluster_dir $C)" -p "$(cluster_port $C)" -U postgres -d src \
     --exclude-table-data=privacy.key_secrets -f "$nokeys"
 check "--exclude-table-data=privacy.key_secrets leaves the secrets out" bash -c "! grep -q 'COPY privacy.key_secrets' '$nokeys'"
+
+# A LATIN1 database: the hash is over the UTF-8 bytes, like convert_to(x, 'UTF8').
+psql_on $C -d postgres -c "CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'" >/dev/null
+out=$(psql_on $C -d latin -At <<'SQL'
+SET client_encoding = 'UTF8';
+CREATE EXTENSION pg_privacy;
+CREATE EXTENSION pgcrypto;
+SELECT privacy.create_key('k', '\x000102030405060708090a0b0c0d0e0f') IS NOT NULL;
+SELECT privacy.pseudonymize('Zoë Ünal', 'k') = encode(hmac(convert_to('Zoë Ünal', 'UTF8'), '\x000102030405060708090a0b0c0d0e0f'::bytea, 'sha256'), 'hex');
+SELECT privacy.pseudonymize_email('ZOË@Exämple.DE', 'k') = left(encode(hmac(convert_to('zoë@exämple.de', 'UTF8'), '\x000102030405060708090a0b0c0d0e0f'::bytea, 'sha256'), 'hex'), 16) || '@exämple.de';
+SQL
+)
+check "LATIN1 database: text hashed as UTF-8, equal to pgcrypto" [ "$(sed -n 2p <<<"$out")" = t ]
+check "LATIN1 database: pseudonymize_email lowercases and keeps a non-ASCII domain" [ "$(sed -n 3p <<<"$out")" = t ]
+echo "$out" | grep -v '^t$' || true
 cat "$(cluster_dir $C)/restore.err"
 exit 0
