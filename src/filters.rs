@@ -149,6 +149,10 @@ unsafe fn check(f: &str, qualified: &str, kind: FilterKind) -> PResult<()> {
     if !rt.name.is_null() || !rt.indirection.is_null() {
         return Err(invalid(kind, "it is not a single expression"));
     }
+    // say "subquery" before the analyzer complains about what it refers to
+    if raw_sublink_walker(rt.val, std::ptr::null_mut()) {
+        return Err(invalid(kind, "subqueries are not allowed"));
+    }
 
     // 2. a plain boolean condition over this one table
     let sql = format!("SELECT 1 FROM {qualified} WHERE {}", spliced(f));
@@ -210,6 +214,20 @@ unsafe fn check(f: &str, qualified: &str, kind: FilterKind) -> PResult<()> {
         ));
     }
     Ok(())
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn raw_sublink_walker(
+    node: *mut pg_sys::Node,
+    context: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    if (*node).type_ == pg_sys::NodeTag::T_SubLink {
+        return true;
+    }
+    pg_sys::raw_expression_tree_walker(node, Some(raw_sublink_walker), context)
 }
 
 #[pg_guard]

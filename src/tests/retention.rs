@@ -1040,4 +1040,22 @@ mod tests {
             "(u IN (CAST('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' AS pg_catalog.uuid)))"
         );
     }
+
+    #[pg_test]
+    fn retention_partitions_and_parent_holds() {
+        run("CREATE TABLE public.events (id int, at date NOT NULL, kind text) PARTITION BY RANGE (at)");
+        run("CREATE TABLE public.events_2025 PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')");
+        run("INSERT INTO public.events VALUES (1, '2025-02-01', 'login'), (2, '2025-03-01', 'fraud'), (3, '2025-04-01', 'login')");
+        // the parent takes no policy; its partitions do
+        assert_sqlstate(
+            "SELECT privacy.add_retention_policy('events', '30 days', 'at')",
+            "22023",
+        );
+        run("SELECT privacy.add_retention_policy('events_2025', '30 days', 'at', name => 'ev25')");
+        // a hold on the parent holds the partition's rows
+        run("SELECT privacy.place_hold('events', $$kind = 'fraud'$$, 'fraud case')");
+        let (r, h) = rows_of("SELECT rows, held FROM privacy.run_retention('ev25', '2026-06-01')");
+        assert_eq!((r, h), (Some(2), Some(1)));
+        assert_eq!(one::<i64>("SELECT id FROM public.events"), Some(2));
+    }
 }
