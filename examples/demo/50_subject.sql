@@ -32,20 +32,21 @@ ALTER TABLE accounts DISABLE ROW LEVEL SECURITY;
 REVOKE SELECT ON accounts FROM mailer;
 DROP ROLE mailer;
 
--- Edsger (account 5) asks to be forgotten (GDPR Art. 17). What would happen:
-SELECT * FROM privacy.forget_subject('5', dry_run => true);
--- ... and the erasure itself, in one transaction, children before parents.
--- His invoice stays (billing has the legal basis legal_obligation), unlinked
--- from him, with the columns that are not needed for tax law anonymized.
-SELECT * FROM privacy.forget_subject('5');
-SELECT id, account_id, billing_name, vat_number, total FROM invoices ORDER BY id;
-SELECT jsonb_pretty(privacy.export_subject('5') -> 'tables' -> 'public.accounts') AS edsger_left;
-
--- Alan (account 2) asks too, but his account is under a legal hold for a
--- chargeback dispute: nothing under the hold is erased, it is reported as held.
-SELECT privacy.place_subject_hold('2', 'chargeback dispute') AS hold_id \gset
-SELECT * FROM privacy.forget_subject('2', dry_run => true);
+-- Grace (account 3) asks to be forgotten, but her account is under a legal
+-- hold for a chargeback dispute: nothing under the hold is erased, and the
+-- report says so.
+SELECT privacy.place_subject_hold('3', 'chargeback dispute') AS hold_id \gset
+SELECT * FROM privacy.forget_subject('3', dry_run => true);
 SELECT privacy.release_hold(:hold_id);
+
+-- Ada (account 1) asks to be forgotten (GDPR Art. 17). What would happen:
+SELECT * FROM privacy.forget_subject('1', dry_run => true);
+-- ... and the erasure itself, in one transaction, children before parents.
+-- Her invoice stays (billing has the legal basis legal_obligation), unlinked
+-- from her; her objection goes with her.
+SELECT * FROM privacy.forget_subject('1');
+SELECT id, account_id, billing_name, vat_number, total FROM invoices ORDER BY id;
+SELECT jsonb_pretty(privacy.export_subject('1') -> 'tables' -> 'public.accounts' -> 'rows') AS ada_left;
 
 -- The audit log records each request under the subject's pseudonym only.
 SELECT action, left(details->>'subject_pseudonym', 16) || '…' AS subject_pseudonym, details - 'subject_pseudonym' AS details
