@@ -13,7 +13,7 @@
 //! | `purposes`  | `define_purpose` / `drop_purpose`                           |
 //! | `types`     | `regclass` and `name` SQL types                             |
 //! | `subject`   | data subject rights: `export_subject`, `forget_subject`     |
-//! | `objections`| `object_to_purpose`, `withdraw_objection`, `may_process`    |
+//! | `objections` | `object_to_purpose`, `withdraw_objection`, `may_process`    |
 //! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
 //! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
 //! | `subxact`   | running work in a subtransaction, errors as values          |
