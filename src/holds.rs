@@ -107,7 +107,7 @@ pub fn subject_predicate(column: &str, typid: pg_sys::Oid, subjects: &[String]) 
                 .map(|u| format!("CAST('{u}' AS pg_catalog.uuid)"))
                 .collect()
         } else {
-            subjects.iter().map(|s| spi::quote_literal(s)).collect()
+            subjects.iter().map(spi::quote_literal).collect()
         };
     if values.is_empty() {
         None

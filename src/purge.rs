@@ -14,15 +14,36 @@
 //! }
 //! pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()>;
 //! pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>>;
+//! pub fn run_policy(policy: &str, as_of: TimestampWithTimeZone, dry_run: bool, by: TriggeredBy) -> PResult<RunSummary>;
+//! pub fn error_text(e: &PrivacyError) -> String;   // "message: detail (SQLSTATE xxxxx)"
 //! ```
+//! Each method expects to run inside a transaction with an active snapshot
+//! (as `BackgroundWorker::transaction` or a SQL function call provide), as
+//! any role: the engine switches to the policy owner / extension owner
+//! itself. A typical worker loop:
+//!
+//! ```ignore
+//! let mut run = tx(|| Run::start(&name, now, false, TriggeredBy::Worker))?; // Err: already recorded, or 55P03 "already running" (skip)
+//! loop {
+//!     match tx(|| run.next_batch()) {            // commit after each batch
+//!         Ok(true) if !sigterm => continue,
+//!         Ok(_) => { tx(|| run.finish(None))?; break }
+//!         Err(e) => { tx(|| run.finish(Some(&e)))?; break }
+//!     }
+//! }
+//! // if a transaction aborted anyway: tx(|| record_failure(run.id(), run.policy(), &msg))
+//! ```
+//! Stopping between batches (SIGTERM) with `finish(None)` records the run
+//! as succeeded with the rows done so far; the rest is found by the next run.
 //! A `Run` holds only Rust-owned state (strings, counters, the keyset
 //! position), so it lives across transactions: the worker calls `start`,
 //! each `next_batch` and `finish` each in its own transaction and commits
 //! in between; `run_retention()` calls them all in the caller's transaction.
 //!
-//! - `start` loads the policy (42704 when it does not exist), takes a
-//!   session-level advisory lock on it (55P03 "already running" when another
-//!   session runs it: nothing is recorded then), re-validates it as its owner
+//! - `start` loads the policy (42704 when it does not exist), takes an
+//!   advisory lock on it — session-level for the worker, transaction-level
+//!   for manual runs (55P03 "already running" when another session runs
+//!   it: nothing is recorded then) — re-validates it as its owner
 //!   (table, anchor column and type, row_filter, privileges, anonymize
 //!   columns and key) and inserts its `retention_runs` row (status
 //!   `running`). When the re-validation fails, `start` itself records the
@@ -45,8 +66,8 @@
 //! - `record_failure` is for a batch whose transaction ERRORed and aborted
 //!   (should not happen, batches catch their errors, but e.g. a crash in
 //!   between): in a new transaction it marks the run failed, updates the
-//!   policy's back-off, audits, and releases the lock if this session holds
-//!   it.
+//!   policy's back-off, audits, and releases the (worker's session-level)
+//!   lock if this session holds it.
 //!
 //! # How a batch finds rows
 //!
@@ -65,6 +86,7 @@
 //!   range scan) over the blocks the table had when the run started, `w`
 //!   sized from the table statistics to hold about `batch_size` rows; one
 //!   `next_batch` visits at most 16 empty windows before returning.
+//!
 //! Held rows are counted (`held`) and never touched; for `anonymize` only
 //! rows still needing a rewrite are candidates, so a second run changes
 //! nothing.
@@ -191,15 +213,29 @@ pub fn error_text(e: &PrivacyError) -> String {
     format!("{s} (SQLSTATE {})", sqlstate_text(e.code))
 }
 
-fn try_lock(policy: &str) -> PResult<bool> {
-    Ok(Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.pg_try_advisory_lock($1, pg_catalog.hashtext($2))",
-        &[LOCK_CLASS.into(), policy.into()],
-    )?
-    .unwrap_or(false))
+/// Take the policy's advisory lock: for the worker at session level (it
+/// spans the run's transactions; released by `finish`/`record_failure`), for
+/// a manual run at transaction level (released when the caller's
+/// transaction ends, also when it is cancelled; it keeps the worker away
+/// from the rows until the manual run's changes are committed).
+fn try_lock(policy: &str, by: TriggeredBy) -> PResult<bool> {
+    let sql = match by {
+        TriggeredBy::Worker => {
+            "SELECT pg_catalog.pg_try_advisory_lock($1, pg_catalog.hashtext($2))"
+        }
+        TriggeredBy::Manual => {
+            "SELECT pg_catalog.pg_try_advisory_xact_lock($1, pg_catalog.hashtext($2))"
+        }
+    };
+    Ok(Spi::get_one_with_args::<bool>(sql, &[LOCK_CLASS.into(), policy.into()])?.unwrap_or(false))
 }
 
-fn unlock(policy: &str) -> PResult<()> {
+/// Release the session-level lock of a worker run (transaction-level locks
+/// of manual runs go with their transaction).
+fn unlock(policy: &str, by: TriggeredBy) -> PResult<()> {
+    if by == TriggeredBy::Manual {
+        return Ok(());
+    }
     // only when this session holds it (pg_advisory_unlock would WARN otherwise)
     Spi::run_with_args(
         "SELECT pg_catalog.pg_advisory_unlock($1, pg_catalog.hashtext($2))
@@ -419,7 +455,7 @@ fn record(o: &Outcome) -> PResult<()> {
             "rows": o.rows, "held": o.held, "batches": o.batches, "error": o.error,
         }),
     )?;
-    unlock(o.policy)
+    unlock(o.policy, o.by)
 }
 
 impl Run {
@@ -431,7 +467,7 @@ impl Run {
         by: TriggeredBy,
     ) -> PResult<Run> {
         let p = policies::require(policy)?;
-        if !try_lock(&p.name)? {
+        if !try_lock(&p.name, by)? {
             return Err(PrivacyError::lock_not_available(format!(
                 "retention policy \"{}\" is already running",
                 p.name
@@ -441,7 +477,7 @@ impl Run {
         let id = match next_run_id() {
             Ok(id) => id,
             Err(e) => {
-                unlock(&p.name)?;
+                unlock(&p.name, by)?;
                 return Err(e);
             }
         };

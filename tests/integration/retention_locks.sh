@@ -70,6 +70,29 @@ check "lock_timeout did not leak into the session" \
     [ "$(psql_on retlocks -d app -At -c "SELECT count(*) FROM privacy.run_retention('free_30d', dry_run => true)" -c "SHOW lock_timeout")" = "$(printf '1\n0')" ]
 stop_background
 
+# 2b. an owner with DELETE but not UPDATE cannot skip locked rows: it waits
+# for a row lock at most privacy.lock_timeout, then the run fails with 55P03
+psql_on retlocks -d app >/dev/null <<'SQL'
+CREATE ROLE purger;
+GRANT SELECT, DELETE ON accounts TO purger;
+GRANT USAGE ON SCHEMA privacy TO purger;
+INSERT INTO accounts VALUES (30, 'free', '2020-01-01+00');
+SET ROLE purger;
+SELECT privacy.add_retention_policy('accounts', '30 days', 'unsubscribed_at', row_filter => 'id = 30', name => 'purger_30d');
+SQL
+psql_on retlocks -d app -c "BEGIN; SELECT id FROM accounts WHERE id = 30 FOR UPDATE; SELECT pg_sleep(30); COMMIT;" >/dev/null 2>&1 &
+bg_pids+=($!)
+wait_sleeping
+start=$(date +%s%N)
+out=$(psql_on retlocks -d app -Atc "SET privacy.lock_timeout = '300ms'; SET ROLE purger; SELECT coalesce(rows::text, 'failed') FROM privacy.run_retention('purger_30d')" 2>&1)
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "a DELETE-only owner's run fails on a locked row with 55P03" grep -q "SQLSTATE 55P03" <<<"$out"
+check "after about privacy.lock_timeout (${elapsed_ms} ms)" [ "$elapsed_ms" -lt 3000 ]
+stop_background
+check "it succeeds once the row is free" \
+    [ "$(psql_on retlocks -d app -Atc "SET ROLE purger; SELECT rows FROM privacy.run_retention('purger_30d')")" = 1 ]
+psql_on retlocks -d app -c "SELECT privacy.drop_retention_policy('purger_30d')" >/dev/null
+
 # 3. one session at a time per policy
 psql_on retlocks -d app -c "SELECT pg_advisory_lock(1886546294, hashtext('free_30d')), pg_sleep(30)" >/dev/null 2>&1 &
 bg_pids+=($!)
