@@ -13,3 +13,11 @@ REVOKE EXECUTE ON FUNCTION privacy.drop_key(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.place_hold(regclass, text, text, timestamptz) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.place_subject_hold(text, text, timestamptz) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.release_hold(bigint) FROM PUBLIC;
+-- Data subject rights: exporting and erasing a subject, and recording or
+-- withdrawing an objection on someone's behalf, are for the roles a DBA
+-- grants them to (e.g. the application's privacy back office).
+-- privacy.may_process stays executable by PUBLIC: it sits in RLS policies.
+REVOKE EXECUTE ON FUNCTION privacy.export_subject(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.forget_subject(text, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.object_to_purpose(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION privacy.withdraw_objection(text, text) FROM PUBLIC;

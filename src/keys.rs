@@ -365,7 +365,7 @@ fn ensure_audit_key() -> PResult<()> {
         // same lock order as the key administration functions: no deadlock
         // with a create/rotate/drop_key later in this transaction
         lock_keys()?;
-        Ok(crate::sql::opt::<bool>(
+        Ok(crate::sql::opt_mut::<bool>(
             "INSERT INTO privacy.key_secrets (name, version, secret, fingerprint, active)
              VALUES ($1, 1, $2, $3, true) ON CONFLICT DO NOTHING RETURNING true",
             &[

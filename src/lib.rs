@@ -12,6 +12,8 @@
 //! | `tags`      | the `privacy` label provider, tag wrappers, tag readers     |
 //! | `purposes`  | `define_purpose` / `drop_purpose`                           |
 //! | `types`     | `regclass` and `name` SQL types                             |
+//! | `subject`   | data subject rights: `export_subject`, `forget_subject`     |
+//! | `objections` | `object_to_purpose`, `withdraw_objection`, `may_process`    |
 //! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
 //! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
 //! | `subxact`   | running work in a subtransaction, errors as values          |
@@ -31,12 +33,14 @@ mod gucs;
 mod holds;
 pub mod keys;
 mod labels;
+mod objections;
 mod policies;
 mod pseudonym;
 mod purge;
 mod purposes;
 mod security;
 mod sql;
+mod subject;
 mod subxact;
 mod tags;
 mod types;
@@ -51,6 +55,11 @@ extension_sql_file!(
     "../sql/views.sql",
     name = "views",
     requires = ["schema", tags::_label_parts]
+);
+extension_sql_file!(
+    "../sql/subject.sql",
+    name = "subject",
+    requires = ["schema"]
 );
 extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["schema"]);
 extension_sql_file!(

@@ -17,3 +17,17 @@ pub fn opt<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> PRes
         }
     })
 }
+
+/// Like [`opt`] for a statement that writes (`INSERT/UPDATE/DELETE …
+/// RETURNING`): SPI runs it read-write even while the transaction has not
+/// written anything yet (pgrx runs `select` read-only until then, which makes
+/// PostgreSQL refuse the statement).
+pub fn opt_mut<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> PResult<Option<T>> {
+    Spi::connect_mut(|c| {
+        let rows = c.update(query, None, args)?;
+        match rows.into_iter().next() {
+            Some(row) => Ok(row.get::<T>(1)?),
+            None => Ok(None),
+        }
+    })
+}

@@ -3,6 +3,7 @@
 
 mod keys;
 mod retention;
+mod subject;
 mod tags;
 
 use pgrx::prelude::*;

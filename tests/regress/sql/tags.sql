@@ -1,5 +1,7 @@
 -- Purposes and column tags: a user's session, with expected output.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_privacy;
+RESET client_min_messages;
 BEGIN;
 CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL, name text, born date, note text);
 SELECT privacy.define_purpose('marketing', 'newsletters');
