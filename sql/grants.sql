@@ -21,3 +21,7 @@ REVOKE EXECUTE ON FUNCTION privacy.export_subject(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.forget_subject(text, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.object_to_purpose(text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.withdraw_objection(text, text) FROM PUBLIC;
+-- Every role may use the schema: the views show no secret, the table-level
+-- functions check the caller's own privileges on the table, and everything
+-- else is protected object by object above and in the other sql/ files.
+GRANT USAGE ON SCHEMA privacy TO PUBLIC;

@@ -22,6 +22,7 @@
 //! | `holds`     | legal holds and `holds::held_predicate`                     |
 //! | `anonymize` | per-column anonymization SQL (`anonymize::rewrites`)        |
 //! | `purge`     | the batch engine (`purge::Run`) and `run_retention`         |
+//! | `worker`    | the background launcher and per-database workers            |
 
 use pgrx::prelude::*;
 
@@ -44,6 +45,7 @@ mod subject;
 mod subxact;
 mod tags;
 mod types;
+mod worker;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -73,6 +75,7 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     tags::init();
+    worker::init();
 }
 
 /// Required by `cargo pgrx test`.

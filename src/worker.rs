@@ -267,25 +267,10 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
 }
 
 /// Runs left `running` by a worker that died (server crash, kill -9) are
-/// closed as failed when the next worker of the database starts: only a
-/// worker commits a `running` row before its run ends, and this worker holds
-/// the database's worker lock, so no such run is still in progress.
+/// closed as failed when the next worker of the database starts: this worker
+/// holds the database's worker lock, so no such run is still in progress.
 fn recover_interrupted_runs() -> Result<(), PrivacyError> {
-    let closed = crate::security::as_extension_owner(|| {
-        Ok(Spi::connect_mut(|c| {
-            c.update(
-                "UPDATE privacy.retention_runs
-                    SET status = 'failed', finished_at = pg_catalog.now(),
-                        error = 'interrupted: the worker running it ended abnormally (crash or immediate shutdown); committed batches are kept'
-                  WHERE status = 'running' AND triggered_by = 'worker'
-                 RETURNING policy",
-                None,
-                &[],
-            )
-            .map(|t| t.filter_map(|r| r.get::<String>(1).ok().flatten()).collect::<Vec<String>>())
-        })?)
-    })?;
-    for policy in closed {
+    for policy in purge::close_interrupted_runs()? {
         log!("pg_privacy: closed the run of policy {policy} interrupted by a crash");
     }
     Ok(())
@@ -358,10 +343,6 @@ fn run_one(policy: &str) {
                 return;
             }
             Err(e) => {
-                let e = PrivacyError {
-                    message: format!("{} (SQLSTATE {})", e.message, sqlstate_of(&e)),
-                    ..e
-                };
                 finish(run, Some(e));
                 return;
             }
@@ -384,17 +365,8 @@ fn finish(run: Run, error: Option<PrivacyError>) {
             "pg_privacy: could not record the end of policy {policy}: {}",
             e.message
         );
-        let text = error.map(|e| e.message).unwrap_or(e.message);
+        let text = purge::error_text(error.as_ref().unwrap_or(&e));
         let _ = in_transaction(|| purge::record_failure(id, &policy, &text));
-    }
-}
-
-fn sqlstate_of(e: &PrivacyError) -> String {
-    unsafe {
-        let code = e.code as i32;
-        CStr::from_ptr(pg_sys::unpack_sql_state(code))
-            .to_string_lossy()
-            .into_owned()
     }
 }
 
