@@ -6,7 +6,7 @@
 #   ONLY=10_keys make bench         # one section
 #
 # `make bench` builds and installs the release build, then runs this script,
-# which starts its own throwaway cluster (target/clusters/bench), runs every
+# which starts its own throwaway cluster ($RUN_DIR/clusters/bench), runs every
 # section bench/NN_name.sql in order and prints one markdown table per
 # section, plus the ratios each section asks for.
 #

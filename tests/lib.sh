@@ -1,10 +1,16 @@
 # Shared helpers for tests that start their own PostgreSQL 15 cluster.
-# Source it: `. tests/lib.sh`. Clusters live under target/clusters/<name>,
-# are owned by the `postgres` OS user and listen on a free loopback port.
+# Source it: `. tests/lib.sh`. Clusters live under $RUN_DIR/clusters/<name>
+# (RUN_DIR: see below), are owned by the `postgres` OS user and listen on a
+# free loopback port and a Unix socket in their own directory.
 
 PG_BIN=${PG_BIN:-$(/usr/bin/pg_config --bindir)}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CLUSTERS=$ROOT/target/clusters
+# Outside the checkout: the `postgres` user must reach it whatever the
+# checkout's path and permissions, and Unix socket paths must stay short.
+# One directory per checkout (several checkouts may share a machine).
+RUN_DIR=${PG_PRIVACY_RUN_DIR:-/tmp/pg_privacy-$(printf %s "$ROOT" | md5sum | cut -c1-8)}
+install -d -m 755 "$RUN_DIR"
+CLUSTERS=$RUN_DIR/clusters
 
 as_pg() { sudo -u postgres -- "$@"; }
 
