@@ -12,7 +12,14 @@ RUN_DIR=${PG_PRIVACY_RUN_DIR:-/tmp/pg_privacy-$(printf %s "$ROOT" | md5sum | cut
 install -d -m 755 "$RUN_DIR"
 CLUSTERS=$RUN_DIR/clusters
 
-as_pg() { sudo -u postgres -- "$@"; }
+# Run as the postgres OS user, from a directory it can enter (the checkout
+# may not be readable by it): the current one when it is under $RUN_DIR.
+as_pg() {
+    local d=$PWD
+    case "$d" in "$RUN_DIR"*) ;; *) d=$RUN_DIR ;; esac
+    (cd "$d" && sudo -u postgres -- "$@")
+}
+
 
 free_port() {
     python3 - <<'PY'
