@@ -85,7 +85,10 @@
 //! keeps the exact predicate as a recheck. Two scan modes:
 //! - the anchor has a btree index: keyset pagination on `(anchor, ctid)`
 //!   (`ORDER BY anchor, ctid LIMIT batch_size`), which reads only the
-//!   expired range of the index;
+//!   expired range of the index; when a batch was full, one closing pass
+//!   from the start of the range follows (rows already done no longer
+//!   match), because a row updated concurrently comes back locked as its
+//!   new version, whose ctid can move the position past rows not yet seen;
 //! - no index: ctid ranges (`ctid >= '(b,0)' AND ctid < '(b+w,0)'`, a TID
 //!   range scan) over the blocks the table had when the run started, `w`
 //!   sized from the table statistics to hold about `batch_size` rows; one
@@ -164,8 +167,14 @@ impl AnchorValue {
 
 #[derive(Clone, Debug)]
 enum Scan {
-    /// keyset on (anchor, ctid) through the anchor's index
-    Index { last: Option<(AnchorValue, String)> },
+    /// keyset on (anchor, ctid) through the anchor's index; `full` when a
+    /// batch of this pass was full (the position moved past rows), `swept`
+    /// once the closing pass from the start has begun
+    Index {
+        last: Option<(AnchorValue, String)>,
+        full: bool,
+        swept: bool,
+    },
     /// ctid windows of `width` blocks over [next_block, end_block)
     Window {
         next_block: i64,
@@ -312,7 +321,11 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                     Vec::new()
                 };
                 let scan = if policies::anchor_indexed(p.relid, attnum)? {
-                    Scan::Index { last: None }
+                    Scan::Index {
+                        last: None,
+                        full: false,
+                        swept: false,
+                    }
                 } else {
                     let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
                     "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
@@ -609,7 +622,7 @@ impl Run {
                 }
                 order = "ctid".to_string();
             }
-            (Scan::Index { last }, None) => {
+            (Scan::Index { last, .. }, None) => {
                 if let Some((v, tid)) = last {
                     args.push(v.arg());
                     args.push(tid.clone().into());
@@ -729,15 +742,39 @@ impl Run {
         let held = crate::subxact::run(|| holds::held_predicate(relid, as_of))?;
         self.batches += 1;
         match self.scan.clone() {
-            Scan::Index { .. } => {
+            Scan::Index { last, full, swept } => {
                 let (sql, args) = self.batch_statement(held.as_deref(), None);
                 let (acted, held_n, seen, last_a, last_tid) = self.execute(&sql, args)?;
                 self.rows += acted;
-                self.held += held_n;
-                if let (Some(a), Some(t)) = (last_a, last_tid) {
-                    self.scan = Scan::Index { last: Some((a, t)) };
+                if !swept {
+                    // the closing pass meets the held rows a second time
+                    self.held += held_n;
                 }
-                if seen < limit {
+                let last = match (last_a, last_tid) {
+                    (Some(a), Some(t)) => Some((a, t)),
+                    _ => last,
+                };
+                if seen >= limit {
+                    self.scan = Scan::Index {
+                        last,
+                        full: true,
+                        swept,
+                    };
+                } else if full && !swept && !self.dry_run {
+                    // End of the range. A row updated by another session
+                    // while a batch locked it comes back as its new version,
+                    // whose ctid may lie far beyond the scan position, and
+                    // the position then skips rows; rows locked by others
+                    // were skipped too. One closing pass from the start of
+                    // the expired range picks all of them up (rows already
+                    // deleted or anonymized no longer match), so a run that
+                    // says `succeeded` leaves nothing behind it could take.
+                    self.scan = Scan::Index {
+                        last: None,
+                        full: false,
+                        swept: true,
+                    };
+                } else {
                     self.done = true;
                 }
             }
