@@ -7,8 +7,9 @@ SELECT privacy.create_key('default', '\x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b
  WHERE NOT EXISTS (SELECT FROM privacy.keys WHERE name = 'default');
 -- forget_subject visits every table with a SUBJECT column: only this section's
 DROP TABLE IF EXISTS bench_order_lines, bench_orders, bench_invoices, bench_accounts CASCADE;
+SELECT set_config('bench.rows', :'rows', false);
 DO $$
-DECLARE n bigint := :rows;
+DECLARE n bigint := current_setting('bench.rows')::bigint;
 BEGIN
     FOR i IN 1..10 LOOP
         EXECUTE format('DROP TABLE IF EXISTS %I, %I', 'bench_f' || i, 'bench_f' || i || '_keep');

@@ -120,7 +120,8 @@ for section in "${sections[@]}"; do
         if [ -n "$before" ]; then
             psql_on bench -d bench -q -v ON_ERROR_STOP=1 <<<"$before" >/dev/null
         fi
-        psql_on bench -d bench -At -v ON_ERROR_STOP=1 -c "SELECT bench_ms(\$q\$${1}\$q\$, '')"
+        psql_on bench -d bench -At -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+            -c "SELECT bench_ms(\$q\$${1}\$q\$, '')"
     }
     # warm-up: every query once
     for q in "${queries[@]}"; do
