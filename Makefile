@@ -13,7 +13,10 @@ export PGRX_HOME := $(CURDIR)/pgrx-config
 # build at a time (several checkouts on one machine share them).
 LOCK         := flock /tmp/pg_privacy-install.lock
 APT_PACKAGES := postgresql-15 postgresql-contrib postgresql-server-dev-15 libclang-dev clang sudo pkg-config
-TEST_PGDATA  := $(CURDIR)/target/pgrx-test-data
+# Clusters and pgrx's test data live outside the checkout, where the postgres
+# user can always reach them (same rule as tests/lib.sh).
+RUN_DIR      := $(or $(PG_PRIVACY_RUN_DIR),/tmp/pg_privacy-$(shell printf %s "$(CURDIR)" | md5sum | cut -c1-8))
+TEST_PGDATA  := $(RUN_DIR)/pgrx-test-data
 
 .PHONY: all deps demo test test-pg test-integration _test-pg _test-integration install bench fmt clean
 
@@ -58,12 +61,13 @@ test-pg: deps
 	$(LOCK) $(MAKE) --no-print-directory _test-pg
 
 # SQL scenario tests (pg_regress) and cluster tests (dump/restore, worker,
-# crash, standby) against clusters they start under target/clusters.
+# crash, standby) against clusters they start under $(RUN_DIR)/clusters.
 # ONLY=name runs tests/regress (ONLY=regress) or tests/integration/name.sh.
 test-integration: deps
 	$(LOCK) $(MAKE) --no-print-directory _test-integration
 
 _test-pg:
+	install -d -m 755 $(RUN_DIR)
 	install -d -o postgres -g postgres $(TEST_PGDATA)
 	cargo pgrx test pg15 --runas postgres --pgdata $(TEST_PGDATA) $(T)
 

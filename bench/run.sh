@@ -7,7 +7,7 @@
 #   ONLY=concurrency make bench     # only the pgbench/worker comparison
 #
 # `make bench` builds and installs the release build, then runs this script,
-# which starts its own throwaway cluster (target/clusters/bench), runs every
+# which starts its own throwaway cluster ($RUN_DIR/clusters/bench), runs every
 # section bench/NN_name.sql in order and prints one markdown table per
 # section, plus the ratios each section asks for. Then it runs the
 # `concurrency` section, bench/concurrency.sh (pgbench alone and while the

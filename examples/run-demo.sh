@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: a throwaway cluster under target/clusters/demo with pg_privacy
+# `make demo`: a throwaway cluster ($RUN_DIR/clusters/demo) with pg_privacy
 # preloaded and a short worker naptime, playing examples/demo.sql.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -724,7 +724,9 @@ impl Run {
             return Ok(false);
         }
         let limit = crate::gucs::batch_size();
-        let held = holds::held_predicate(self.relid, self.as_of)?;
+        // holds are re-read for every batch: one placed meanwhile counts
+        let (relid, as_of) = (self.relid, self.as_of);
+        let held = crate::subxact::run(|| holds::held_predicate(relid, as_of))?;
         self.batches += 1;
         match self.scan.clone() {
             Scan::Index { .. } => {

@@ -51,14 +51,6 @@ pub fn exists(name: &str) -> PResult<bool> {
     .unwrap_or(false))
 }
 
-/// The legal basis of a purpose, if it exists.
-pub fn legal_basis(name: &str) -> PResult<Option<String>> {
-    crate::sql::opt::<String>(
-        "SELECT legal_basis FROM privacy.purposes WHERE name = $1",
-        &[name.into()],
-    )
-}
-
 /// Fail with 42704 unless the purpose exists; returns its normalized name.
 pub fn require(name: &str) -> PResult<String> {
     let n = normalize_name(name)?;

@@ -370,33 +370,34 @@ fn finish(run: Run, error: Option<PrivacyError>) {
     }
 }
 
-/// Run `f` in its own transaction: commit on `Ok`, roll back on `Err` or on
-/// an ERROR raised inside (which is turned into an `Err`, so the worker goes
-/// on). Must be called outside any transaction.
+/// Run `f` in its own transaction. Whatever `f` returns, `Ok` or `Err`, is
+/// committed: the engine records its own failures (a failed start, a batch
+/// rolled back in its subtransaction) and expects the caller to commit them.
+/// Only an ERROR that escapes `f` (or the commit) aborts the transaction; it
+/// comes back as an `Err`, so the worker goes on. Call outside a transaction.
 fn in_transaction<R>(f: impl FnOnce() -> Result<R, PrivacyError>) -> Result<R, PrivacyError> {
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
-    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
         let r = f();
-        if r.is_ok() {
-            unsafe {
-                pg_sys::PopActiveSnapshot();
-                pg_sys::CommitTransactionCommand();
-            }
+        unsafe {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
         }
-        r
+        Ok(r)
     }))
     .catch_others(|e| Err(caught_to_error(e)))
     .execute();
-    if result.is_err()
-        && unsafe { pg_sys::IsTransactionState() || pg_sys::IsAbortedTransactionBlockState() }
-    {
-        unsafe { pg_sys::AbortCurrentTransaction() };
+    match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            Err(e)
+        }
     }
-    result
 }
 
 fn caught_to_error(e: CaughtError) -> PrivacyError {

@@ -1,10 +1,16 @@
 # Shared helpers for tests that start their own PostgreSQL 15 cluster.
-# Source it: `. tests/lib.sh`. Clusters live under target/clusters/<name>,
-# are owned by the `postgres` OS user and listen on a free loopback port.
+# Source it: `. tests/lib.sh`. Clusters live under $RUN_DIR/clusters/<name>
+# (RUN_DIR: see below), are owned by the `postgres` OS user and listen on a
+# free loopback port and a Unix socket in their own directory.
 
 PG_BIN=${PG_BIN:-$(/usr/bin/pg_config --bindir)}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CLUSTERS=$ROOT/target/clusters
+# Outside the checkout: the `postgres` user must reach it whatever the
+# checkout's path and permissions, and Unix socket paths must stay short.
+# One directory per checkout (several checkouts may share a machine).
+RUN_DIR=${PG_PRIVACY_RUN_DIR:-/tmp/pg_privacy-$(printf %s "$ROOT" | md5sum | cut -c1-8)}
+install -d -m 755 "$RUN_DIR"
+CLUSTERS=$RUN_DIR/clusters
 
 as_pg() { sudo -u postgres -- "$@"; }
 
@@ -83,4 +89,42 @@ fail() { FAIL=$((FAIL + 1)); FAILED_NAMES+=("$*"); echo "not ok - $*"; }
 check() { # check "description" command...
     local desc=$1; shift
     if "$@"; then ok "$desc"; else fail "$desc"; fi
+}
+
+# --- one long-lived session (one backend for the whole test), fed through a
+# FIFO, for tests of what another session sees at its next statement.
+#   session_open CLUSTER DB    start it (call session_close in your EXIT trap)
+#   a "SQL;"                   run SQL in it, print its output and errors
+SESSION_PID=
+session_open() {
+    local dir; dir=$(cluster_dir "$1")
+    SESSION_DIR=$dir
+    rm -f "$dir/a.fifo" "$dir/a.out"
+    mkfifo "$dir/a.fifo"
+    as_pg "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=0 -h "$dir" -p "$(cluster_port "$1")" -U postgres -d "$2" \
+        <"$dir/a.fifo" >"$dir/a.out" 2>&1 &
+    SESSION_PID=$!
+    exec 7>"$dir/a.fifo"
+    echo 0 >"$dir/a.n"
+}
+session_close() {
+    exec 7>&- 2>/dev/null
+    [ -n "$SESSION_PID" ] && kill "$SESSION_PID" 2>/dev/null
+    SESSION_PID=
+}
+# (called in $(...) subshells: the statement counter lives in a file)
+a() {
+    local dir=$SESSION_DIR
+    local n; n=$(($(cat "$dir/a.n") + 1)); echo "$n" >"$dir/a.n"
+    local mark="--mark-$n--"
+    printf '%s\n\\echo %s\n' "$1" "$mark" >&7
+    local i
+    for ((i = 0; i < 300; i++)); do
+        grep -qx -- "$mark" "$dir/a.out" && break
+        sleep 0.05
+    done
+    awk -v m="$mark" -v p="--mark-$((n - 1))--" '
+        $0 == p { on = 1; next }
+        $0 == m { exit }
+        on || p == "--mark-0--" { print }' "$dir/a.out"
 }

@@ -13,10 +13,8 @@ cluster_init keys "privacy.worker_enabled = off" "log_statement = 'all'" \
     "log_min_error_statement = info" "log_min_messages = debug1" "lc_messages = 'C'"
 cluster_start keys || exit 1
 dir=$(cluster_dir keys)
-a_pid=
 cleanup() {
-    exec 7>&- 2>/dev/null
-    [ -n "$a_pid" ] && kill "$a_pid" 2>/dev/null
+    session_close
     cluster_stop keys
 }
 trap cleanup EXIT
@@ -24,31 +22,8 @@ trap cleanup EXIT
 psql_on keys -d postgres -c "CREATE DATABASE k" >/dev/null
 psql_on keys -d k -c "CREATE EXTENSION pg_privacy" -c "CREATE EXTENSION pgcrypto" >/dev/null
 
-# Session A: one psql (one backend) fed through a FIFO for the whole test.
-fifo=$dir/a.fifo
-rm -f "$fifo" "$dir/a.out"
-mkfifo "$fifo"
-as_pg "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=0 -h "$dir" -p "$(cluster_port keys)" -U postgres -d k \
-    <"$fifo" >"$dir/a.out" 2>&1 &
-a_pid=$!
-exec 7>"$fifo"
-echo 0 >"$dir/a.n"
-# a SQL: run SQL in session A, print its output (stdout and errors).
-# (called in $(...) subshells: the statement counter lives in a file)
-a() {
-    local n; n=$(($(cat "$dir/a.n") + 1)); echo "$n" >"$dir/a.n"
-    local mark="--mark-$n--"
-    printf '%s\n\\echo %s\n' "$1" "$mark" >&7
-    local i
-    for ((i = 0; i < 300; i++)); do
-        grep -qx -- "$mark" "$dir/a.out" && break
-        sleep 0.05
-    done
-    awk -v m="$mark" -v p="--mark-$((n - 1))--" '
-        $0 == p { on = 1; next }
-        $0 == m { exit }
-        on || p == "--mark-0--" { print }' "$dir/a.out"
-}
+# Session A: one psql (one backend) for the whole test; a SQL runs SQL in it.
+session_open keys k
 # b SQL: one statement in a new session B
 b() { sql_value keys k "$1"; }
 secret_hex() { b "SELECT encode(secret, 'hex') FROM privacy.key_secrets WHERE name = '$1' AND active"; }

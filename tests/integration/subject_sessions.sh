@@ -15,10 +15,8 @@ cd "$(dirname "$0")/../.."
 cluster_init subject "privacy.worker_enabled = off" "lc_messages = 'C'"
 cluster_start subject || exit 1
 dir=$(cluster_dir subject)
-a_pid=
 cleanup() {
-    exec 7>&- 2>/dev/null
-    [ -n "$a_pid" ] && kill "$a_pid" 2>/dev/null
+    session_close
     cluster_stop subject
 }
 trap cleanup EXIT
@@ -35,29 +33,8 @@ CREATE ROLE mailer LOGIN;
 GRANT SELECT ON newsletter TO mailer;
 SQL
 
-# Session A: one psql (one backend) fed through a FIFO for the whole test.
-fifo=$dir/a.fifo
-rm -f "$fifo" "$dir/a.out"
-mkfifo "$fifo"
-as_pg "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=0 -h "$dir" -p "$(cluster_port subject)" -U postgres -d s \
-    <"$fifo" >"$dir/a.out" 2>&1 &
-a_pid=$!
-exec 7>"$fifo"
-echo 0 >"$dir/a.n"
-a() {
-    local n; n=$(($(cat "$dir/a.n") + 1)); echo "$n" >"$dir/a.n"
-    local mark="--mark-$n--"
-    printf '%s\n\\echo %s\n' "$1" "$mark" >&7
-    local i
-    for ((i = 0; i < 300; i++)); do
-        grep -qx -- "$mark" "$dir/a.out" && break
-        sleep 0.05
-    done
-    awk -v m="$mark" -v p="--mark-$((n - 1))--" '
-        $0 == p { on = 1; next }
-        $0 == m { exit }
-        on || p == "--mark-0--" { print }' "$dir/a.out"
-}
+# Session A: one psql (one backend) for the whole test; a SQL runs SQL in it.
+session_open subject s
 b() { sql_value subject s "$1"; }
 count_q="SELECT count(*) FROM newsletter WHERE privacy.may_process(account_id::text, 'marketing');"
 

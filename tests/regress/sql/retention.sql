@@ -46,7 +46,7 @@ SELECT name, last_status, last_run_at IS NOT NULL AS ran, next_run_at > now() AS
 -- a second run finds nothing new; releasing the hold frees row 6
 SELECT * FROM privacy.run_retention('free_30d', '2026-10-15 00:00+00');
 SELECT privacy.release_hold(:hold_id);
-SELECT id, reason, active FROM privacy.holds;
+SELECT table_name, row_filter, reason, active FROM privacy.holds;
 SELECT * FROM privacy.run_retention('free_30d', '2026-10-15 00:00+00');
 SELECT action, object, details->>'status' AS status, details->>'rows' AS rows
   FROM privacy.audit_log WHERE action = 'run_retention' ORDER BY id;
