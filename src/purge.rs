@@ -608,7 +608,10 @@ impl Run {
             self.keep_for.into(),
             crate::gucs::batch_size().into(),
         ];
-        let mut conds = self.expiry_conditions();
+        // `base`: what makes a row a candidate (rechecked on the version a
+        // lock finds); `conds`: plus the scan position
+        let base = self.expiry_conditions();
+        let mut conds = base.clone();
         let order;
         match (&self.scan, window) {
             (_, Some((lo, hi, last))) => {
@@ -671,24 +674,33 @@ impl Run {
             (_, Some(_)) => "tid DESC".to_string(),
             _ => "a DESC, tid DESC".to_string(),
         };
+        // The scan position comes from an unlocked scan: locking a row that
+        // another session updated meanwhile returns its new version, whose
+        // ctid may lie far beyond the position and must not move it.
         let sql = format!(
-            "WITH cand AS (
-                SELECT ctid AS tid, {a} AS a, COALESCE({held_expr}, false) AS held
+            "WITH scan AS MATERIALIZED (
+                SELECT ctid AS tid, {a} AS a
                   FROM {t}
                  WHERE {conds}
                  ORDER BY {order}
                  LIMIT $3
+             ), cand AS (
+                SELECT ctid AS tid, {a} AS a, COALESCE({held_expr}, false) AS held
+                  FROM {t}
+                 WHERE ctid = ANY (ARRAY(SELECT tid FROM scan))
+                   AND {base}
                  {lock}
              ), act AS (
                 {act}
              )
              SELECT (SELECT pg_catalog.count(*) FROM act),
                     (SELECT pg_catalog.count(*) FROM cand WHERE held),
-                    (SELECT pg_catalog.count(*) FROM cand),
+                    (SELECT pg_catalog.count(*) FROM scan),
                     l.a, CAST(l.tid AS pg_catalog.text)
                FROM (SELECT 1) AS one
-               LEFT JOIN LATERAL (SELECT a, tid FROM cand ORDER BY {last_order} LIMIT 1) AS l ON true",
+               LEFT JOIN LATERAL (SELECT a, tid FROM scan ORDER BY {last_order} LIMIT 1) AS l ON true",
             conds = conds.join("\n   AND "),
+            base = base.join("\n   AND "),
         );
         (sql, args)
     }
