@@ -327,22 +327,7 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                         swept: false,
                     }
                 } else {
-                    let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
-                    "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
-                            CASE WHEN c.relpages > 0 AND c.reltuples > 0
-                                 THEN c.reltuples / c.relpages ELSE 100 END
-                       FROM pg_catalog.pg_class c WHERE c.oid = $1",
-                    &[p.relid.into()],
-                )?;
-                    let per_block = per_block.unwrap_or(100.0).max(1.0);
-                    let width =
-                        ((crate::gucs::batch_size() as f64 / per_block).ceil() as i64).max(1);
-                    Scan::Window {
-                        next_block: 0,
-                        end_block: blocks.unwrap_or(0),
-                        width,
-                        last_tid: None,
-                    }
+                    window_scan(p.relid)?
                 };
                 // FOR UPDATE needs UPDATE: an owner with DELETE only waits
                 // (bounded by lock_timeout) instead of skipping locked rows
@@ -357,6 +342,26 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                 })
             })
         })
+    })
+}
+
+/// ctid windows over the blocks the table has now, each sized from the
+/// table's statistics to hold about `privacy.batch_size` rows.
+fn window_scan(relid: pg_sys::Oid) -> PResult<Scan> {
+    let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
+        "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
+                CASE WHEN c.relpages > 0 AND c.reltuples > 0
+                     THEN c.reltuples / c.relpages ELSE 100 END
+           FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &[relid.into()],
+    )?;
+    let per_block = per_block.unwrap_or(100.0).max(1.0);
+    let width = ((crate::gucs::batch_size() as f64 / per_block).ceil() as i64).max(1);
+    Ok(Scan::Window {
+        next_block: 0,
+        end_block: blocks.unwrap_or(0),
+        width,
+        last_tid: None,
     })
 }
 
@@ -511,7 +516,7 @@ impl Run {
             )?;
             Ok(())
         })?;
-        Ok(Run {
+        let mut run = Run {
             id,
             policy: p.name,
             relid: p.relid,
@@ -532,7 +537,48 @@ impl Run {
             held: 0,
             batches: 0,
             done: false,
-        })
+        };
+        run.windows_for_large_backlog()?;
+        Ok(run)
+    }
+
+    /// The anchor's index serves a run that touches a small part of the
+    /// table. When the backlog is large (at least a fifth of the table, and
+    /// ten batches), one pass over the table in ctid windows reads each row
+    /// once, where keyset pages over the index would re-read and re-sort
+    /// every group of rows sharing one anchor value at each batch (quadratic
+    /// for a bulk load with one timestamp, or a `date` anchor). Counting
+    /// stops at that threshold, so a run with little to do stays cheap.
+    fn windows_for_large_backlog(&mut self) -> PResult<()> {
+        if !matches!(self.scan, Scan::Index { .. }) {
+            return Ok(());
+        }
+        let batch = crate::gucs::batch_size();
+        let relid = self.relid;
+        let reltuples = crate::sql::opt::<f32>(
+            "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1",
+            &[relid.into()],
+        )?
+        .unwrap_or(-1.0)
+        .max(0.0) as i64;
+        let cap = (batch.saturating_mul(10)).max(reltuples / 5);
+        let sql = format!(
+            "SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT $3) AS s",
+            self.qualified,
+            self.expiry_conditions().join(" AND ")
+        );
+        let args: Vec<DatumWithOid<'static>> =
+            vec![self.as_of.into(), self.keep_for.into(), cap.into()];
+        let owner = self.owner;
+        let backlog = crate::subxact::run(|| {
+            as_role(owner, || {
+                with_lock_timeout(|| Ok(crate::sql::opt::<i64>(&sql, &args)?.unwrap_or(0)))
+            })
+        })?;
+        if backlog >= cap {
+            self.scan = window_scan(relid)?;
+        }
+        Ok(())
     }
 
     pub fn id(&self) -> i64 {
