@@ -104,6 +104,7 @@ pub extern "C-unwind" fn pg_privacy_launcher_main(_arg: pg_sys::Datum) {
     log!("pg_privacy launcher started");
 
     let mut slots: HashMap<pg_sys::Oid, DbSlot> = HashMap::new();
+    let mut limit_logged: Option<Instant> = None;
     loop {
         reload_config_if_asked();
         let naptime = Duration::from_secs(gucs::naptime_secs());
@@ -124,6 +125,7 @@ pub extern "C-unwind" fn pg_privacy_launcher_main(_arg: pg_sys::Datum) {
         slots.retain(|oid, _| databases.iter().any(|(d, _)| d == oid));
 
         let mut running = slots.values().filter(|s| s.handle.is_some()).count();
+        let mut waiting = 0usize;
         for (oid, name) in &databases {
             let slot = slots.entry(*oid).or_insert(DbSlot {
                 handle: None,
@@ -136,7 +138,8 @@ pub extern "C-unwind" fn pg_privacy_launcher_main(_arg: pg_sys::Datum) {
                 continue;
             }
             if running >= gucs::max_workers() {
-                break;
+                waiting += 1;
+                continue;
             }
             match start_database_worker(*oid, name) {
                 Some(h) => {
@@ -153,6 +156,14 @@ pub extern "C-unwind" fn pg_privacy_launcher_main(_arg: pg_sys::Datum) {
                     );
                 }
             }
+        }
+
+        if waiting > 0 && limit_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
+            log!(
+                "pg_privacy: privacy.max_workers ({}) reached; {waiting} database(s) wait for a worker",
+                gucs::max_workers()
+            );
+            limit_logged = Some(Instant::now());
         }
 
         if !BackgroundWorker::wait_latch(Some(naptime)) {
