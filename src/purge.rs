@@ -89,7 +89,9 @@
 //!   from the start of the range follows (rows already done no longer
 //!   match), because a row updated concurrently comes back locked as its
 //!   new version, whose ctid can move the position past rows not yet seen;
-//! - no index: ctid ranges (`ctid >= '(b,0)' AND ctid < '(b+w,0)'`, a TID
+//! - no index, or a large backlog (at least a fifth of the table and ten
+//!   batches: counted at start up to that threshold): ctid ranges
+//!   (`ctid >= '(b,0)' AND ctid < '(b+w,0)'`, a TID
 //!   range scan) over the blocks the table had when the run started, `w`
 //!   sized from the table statistics to hold about `batch_size` rows; one
 //!   `next_batch` visits at most 16 empty windows before returning.
