@@ -85,10 +85,11 @@
 //! keeps the exact predicate as a recheck. Two scan modes:
 //! - the anchor has a btree index: keyset pagination on `(anchor, ctid)`
 //!   (`ORDER BY anchor, ctid LIMIT batch_size`), which reads only the
-//!   expired range of the index; when a batch was full, one closing pass
+//!   expired range of the index. The position comes from an unlocked scan
+//!   (a row updated concurrently comes back locked as its new version,
+//!   whose ctid must not move it). When a batch was full, one closing pass
 //!   from the start of the range follows (rows already done no longer
-//!   match), because a row updated concurrently comes back locked as its
-//!   new version, whose ctid can move the position past rows not yet seen;
+//!   match) and takes the rows that others had locked when first met;
 //! - no index, or a large backlog (at least a fifth of the table and ten
 //!   batches: counted at start up to that threshold): ctid ranges
 //!   (`ctid >= '(b,0)' AND ctid < '(b+w,0)'`, a TID
@@ -821,14 +822,11 @@ impl Run {
                         swept,
                     };
                 } else if full && !swept && !self.dry_run {
-                    // End of the range. A row updated by another session
-                    // while a batch locked it comes back as its new version,
-                    // whose ctid may lie far beyond the scan position, and
-                    // the position then skips rows; rows locked by others
-                    // were skipped too. One closing pass from the start of
-                    // the expired range picks all of them up (rows already
-                    // deleted or anonymized no longer match), so a run that
-                    // says `succeeded` leaves nothing behind it could take.
+                    // End of the range. Rows locked by others were skipped
+                    // (SKIP LOCKED): one closing pass from the start of the
+                    // expired range retries them (rows already deleted or
+                    // anonymized no longer match, held rows are not counted
+                    // twice).
                     self.scan = Scan::Index {
                         last: None,
                         full: false,
