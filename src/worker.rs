@@ -113,8 +113,7 @@ pub extern "C-unwind" fn pg_privacy_launcher_main(_arg: pg_sys::Datum) {
         // forget workers that are gone
         for slot in slots.values_mut() {
             if let Some(h) = &slot.handle {
-                if h.pid().is_err()
-                    && !matches!(h.pid(), Err(BackgroundWorkerStatus::NotYetStarted))
+                if matches!(h.pid(), Err(status) if !matches!(status, BackgroundWorkerStatus::NotYetStarted))
                 {
                     slot.handle = None;
                     slot.gone_since = Some(Instant::now());
