@@ -178,13 +178,48 @@ enum Scan {
         full: bool,
         swept: bool,
     },
-    /// ctid windows of `width` blocks over [next_block, end_block)
+    /// ctid windows of `width` blocks over [next_block, end_block); `after`
+    /// when the window at next_block held more than a batch and is paged
+    /// (in ctid order, after that position)
     Window {
         next_block: i64,
         end_block: i64,
         width: i64,
-        last_tid: Option<String>,
+        after: Option<String>,
+        paging: bool,
     },
+}
+
+/// Where one page of candidates lies.
+#[derive(Clone, Copy)]
+enum Page<'a> {
+    /// `(anchor, ctid)` order, after this position
+    Index(Option<&'a (AnchorValue, String)>),
+    /// ctid order within the blocks [lo, hi), after this ctid
+    Window {
+        lo: i64,
+        hi: i64,
+        after: Option<&'a String>,
+    },
+}
+
+/// One batch statement's result: (acted, held, seen, last anchor, last
+/// ctid as text).
+type BatchRow = (i64, i64, i64, Option<AnchorValue>, Option<String>);
+
+const TOO_MANY_ROWS: &str = "retention window holds more rows than privacy.batch_size";
+
+/// A window statement changed more than a batch: it is rolled back and the
+/// window narrowed (never reaches the caller).
+fn too_many_rows() -> PrivacyError {
+    PrivacyError::new(
+        pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        TOO_MANY_ROWS,
+    )
+}
+
+fn is_too_many_rows(e: &PrivacyError) -> bool {
+    e.code == pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED && e.message == TOO_MANY_ROWS
 }
 
 /// A run in progress: Rust-owned state only (it lives across transactions).
@@ -269,7 +304,12 @@ fn unlock(policy: &str, by: TriggeredBy) -> PResult<()> {
 /// settings filters were validated with (see `filters::with_settings`),
 /// restored on exit.
 fn with_lock_timeout<R>(f: impl FnOnce() -> R) -> R {
-    let timeout = format!("{}ms", crate::gucs::lock_timeout_ms());
+    with_timeout_ms(crate::gucs::lock_timeout_ms(), f)
+}
+
+/// The same with lock_timeout `ms`.
+fn with_timeout_ms<R>(ms: i32, f: impl FnOnce() -> R) -> R {
+    let timeout = format!("{ms}ms");
     filters::with_settings(&[(c"lock_timeout", timeout.as_str())], f)
 }
 
@@ -364,7 +404,8 @@ fn window_scan(relid: pg_sys::Oid) -> PResult<Scan> {
         next_block: 0,
         end_block: blocks.unwrap_or(0),
         width,
-        last_tid: None,
+        after: None,
+        paging: false,
     })
 }
 
@@ -606,30 +647,48 @@ impl Run {
 
     /// The WHERE conditions every candidate satisfies ($1 = as_of, $2 =
     /// keep_for).
+    ///
+    /// A row is expired when `anchor_utc + keep_for <= as_of_utc`. The bound
+    /// `c = as_of_utc - keep_for` is a constant of the statement (folded
+    /// once, it serves the index or filters cheaply):
+    /// - keep_for without months: adding days and microseconds to a UTC
+    ///   timestamp is a plain shift, so `anchor <= c` is the exact test;
+    /// - with months (clamped: Jan 31 + 1 month = Feb 28): `anchor <= c + 4
+    ///   days` is a superset, and the exact test is evaluated only for rows
+    ///   after `c - 31 days`. For months N > 0, a row on day k of month M
+    ///   moves by at most L(M, N), the days of months M..M+N-1, while `as_of`
+    ///   (month P) lies at least L(P-N, N) + days + time after `c`; sums of N
+    ///   consecutive months differ by a few days (3, plus leap days), far
+    ///   less than 31: such a row is expired. Exhaustive checks over three
+    ///   years put every boundary within 3 days of `c` (see the tests).
     fn expiry_conditions(&self) -> Vec<String> {
         let a = spi::quote_identifier(&self.anchor);
-        let now_utc = "pg_catalog.timezone('UTC', $1::pg_catalog.timestamptz)";
+        // timezone(interval) is a fixed offset: no zone lookup per row
+        let utc = "interval '00:00'";
+        let now_utc = format!("pg_catalog.timezone({utc}, $1::pg_catalog.timestamptz)");
+        let bound = format!("({now_utc} - $2::pg_catalog.interval)");
+        // `anchor <= x`, x a UTC timestamp expression
+        let anchor_le = |x: &str| match self.anchor_type {
+            AnchorType::TimestampTz => format!("{a} <= pg_catalog.timezone({utc}, {x})"),
+            AnchorType::Timestamp => format!("{a} <= {x}"),
+            AnchorType::Date => format!("{a} <= CAST({x} AS pg_catalog.date)"),
+        };
         let anchor_utc = match self.anchor_type {
-            AnchorType::TimestampTz => format!("pg_catalog.timezone('UTC', {a})"),
+            AnchorType::TimestampTz => format!("pg_catalog.timezone({utc}, {a})"),
             AnchorType::Timestamp => a.clone(),
             AnchorType::Date => format!("CAST({a} AS pg_catalog.timestamp)"),
         };
-        let slack = if self.keep_for.months() != 0 {
-            " + interval '4 days'"
+        let exact = format!("{anchor_utc} + $2::pg_catalog.interval <= {now_utc}");
+        let months = self.keep_for.months();
+        let mut c = vec![format!("{a} IS NOT NULL")];
+        if months == 0 {
+            c.push(anchor_le(&bound));
         } else {
-            ""
-        };
-        let bound = format!("({now_utc} - $2::pg_catalog.interval{slack})");
-        let sargable = match self.anchor_type {
-            AnchorType::TimestampTz => format!("{a} <= pg_catalog.timezone('UTC', {bound})"),
-            AnchorType::Timestamp => format!("{a} <= {bound}"),
-            AnchorType::Date => format!("{a} <= CAST({bound} AS pg_catalog.date)"),
-        };
-        let mut c = vec![
-            sargable,
-            format!("{a} IS NOT NULL"),
-            format!("{anchor_utc} + $2::pg_catalog.interval <= {now_utc}"),
-        ];
+            // keep_for has no negative parts (checked when the policy is made)
+            c.push(anchor_le(&format!("({bound} + interval '4 days')")));
+            let sure = anchor_le(&format!("({bound} - interval '31 days')"));
+            c.push(format!("({sure} OR {exact})"));
+        }
         if let Some(f) = &self.row_filter {
             c.push(filters::spliced(f));
         }
@@ -644,101 +703,130 @@ impl Run {
         c
     }
 
-    /// The statement of one batch and its arguments.
-    fn batch_statement(
-        &self,
-        held: Option<&str>,
-        window: Option<(i64, i64, Option<&String>)>,
-    ) -> (String, Vec<DatumWithOid<'static>>) {
-        let a = spi::quote_identifier(&self.anchor);
+    /// The statement that changes the rows matching `target`, returning one
+    /// row per change.
+    fn act_statement(&self, target: &str) -> String {
         let t = &self.qualified;
-        let mut args: Vec<DatumWithOid<'static>> = vec![
-            self.as_of.into(),
-            self.keep_for.into(),
-            crate::gucs::batch_size().into(),
-        ];
-        // `base`: what makes a row a candidate (rechecked on the version a
-        // lock finds); `conds`: plus the scan position
-        let base = self.expiry_conditions();
-        let mut conds = base.clone();
-        let order;
-        match (&self.scan, window) {
-            (_, Some((lo, hi, last))) => {
-                args.push(format!("({lo},0)").into());
-                args.push(format!("({hi},0)").into());
-                conds.push("ctid >= CAST($4 AS pg_catalog.tid)".into());
-                conds.push("ctid < CAST($5 AS pg_catalog.tid)".into());
-                if let Some(l) = last {
-                    args.push(l.clone().into());
-                    conds.push("ctid > CAST($6 AS pg_catalog.tid)".into());
-                }
-                order = "ctid".to_string();
+        match self.action {
+            Action::Delete => format!("DELETE FROM {t} WHERE {target} RETURNING 1"),
+            Action::Anonymize => {
+                let sets: Vec<String> = self
+                    .rewrites
+                    .iter()
+                    .map(|r| {
+                        let c = spi::quote_identifier(&r.column);
+                        format!(
+                            "{c} = CASE WHEN {} THEN {} ELSE {c} END",
+                            r.needs_change, r.set_expr
+                        )
+                    })
+                    .collect();
+                format!(
+                    "UPDATE {t} SET {} WHERE {target} RETURNING 1",
+                    sets.join(", ")
+                )
             }
-            (Scan::Index { last, .. }, None) => {
-                if let Some((v, tid)) = last {
-                    args.push(v.arg());
-                    args.push(tid.clone().into());
-                    conds.push(format!(
-                        "{a} >= $4 AND ({a} > $4 OR ctid > CAST($5 AS pg_catalog.tid))"
-                    ));
-                }
-                order = format!("{a}, ctid");
-            }
-            (Scan::Window { .. }, None) => unreachable!("window scans pass their window"),
         }
-        let held_expr = held.unwrap_or("false");
-        let lock = if self.dry_run || !self.skip_locked {
+    }
+
+    /// The row lock the careful shape takes (none when the owner may not
+    /// lock rows: then it waits like the fast shape).
+    fn lock_clause(&self) -> &'static str {
+        if !self.skip_locked {
             ""
         } else if self.action == Action::Delete {
             "FOR UPDATE SKIP LOCKED"
         } else {
             "FOR NO KEY UPDATE SKIP LOCKED"
-        };
-        let act = if self.dry_run {
-            "SELECT 1 FROM cand WHERE NOT held".to_string()
-        } else {
-            let target = "ctid = ANY (ARRAY(SELECT tid FROM cand WHERE NOT held))";
-            match self.action {
-                Action::Delete => format!("DELETE FROM {t} WHERE {target} RETURNING 1"),
-                Action::Anonymize => {
-                    let sets: Vec<String> = self
-                        .rewrites
-                        .iter()
-                        .map(|r| {
-                            let c = spi::quote_identifier(&r.column);
-                            format!(
-                                "{c} = CASE WHEN {} THEN {} ELSE {c} END",
-                                r.needs_change, r.set_expr
-                            )
-                        })
-                        .collect();
-                    format!(
-                        "UPDATE {t} SET {} WHERE {target} RETURNING 1",
-                        sets.join(", ")
-                    )
+        }
+    }
+
+    /// The statement of one page of at most `batch_size` candidates, in
+    /// `(anchor, ctid)` order through the anchor's index, or in ctid order
+    /// within a window. Returns one row: (acted, held, seen, last anchor,
+    /// last ctid as text).
+    ///
+    /// The position comes from an unlocked `scan` (locking a row that
+    /// another session updated meanwhile returns its new version, whose
+    /// ctid may lie far beyond the position and must not move it). Then:
+    /// - fast (`careful = false`): change the scanned rows by ctid, the
+    ///   conditions rechecked on the version the change finds. A row locked
+    ///   by another transaction is waited for (bounded by the batch's
+    ///   lock_timeout);
+    /// - careful: lock the scanned rows `SKIP LOCKED` first, then change the
+    ///   rows locked. Never waits for a row; one more visit of each row and
+    ///   one more WAL record per row.
+    fn page_statement(
+        &self,
+        held: Option<&str>,
+        page: Page<'_>,
+        careful: bool,
+    ) -> (String, Vec<DatumWithOid<'static>>) {
+        let a = spi::quote_identifier(&self.anchor);
+        let t = &self.qualified;
+        let mut args = self.base_args();
+        // `base`: what makes a row a candidate (rechecked on the version a
+        // change or a lock finds); `conds`: plus the position
+        let base = self.expiry_conditions().join("\n   AND ");
+        let mut conds = base.clone();
+        let (order, last_order) = match page {
+            Page::Index(last) => {
+                if let Some((v, tid)) = last {
+                    args.push(v.arg());
+                    args.push(tid.clone().into());
+                    conds.push_str(&format!(
+                        "\n   AND {a} >= $4 AND ({a} > $4 OR ctid > CAST($5 AS pg_catalog.tid))"
+                    ));
                 }
+                (format!("{a}, ctid"), "a DESC, tid DESC")
+            }
+            Page::Window { lo, hi, after } => {
+                args.push(format!("({lo},0)").into());
+                args.push(format!("({hi},0)").into());
+                conds.push_str(
+                    "\n   AND ctid >= CAST($4 AS pg_catalog.tid) AND ctid < CAST($5 AS pg_catalog.tid)",
+                );
+                if let Some(tid) = after {
+                    args.push(tid.clone().into());
+                    conds.push_str("\n   AND ctid > CAST($6 AS pg_catalog.tid)");
+                }
+                ("ctid".to_string(), "tid DESC")
             }
         };
-        let last_order = match (&self.scan, window) {
-            (_, Some(_)) => "tid DESC".to_string(),
-            _ => "a DESC, tid DESC".to_string(),
+        let held_expr = format!("COALESCE({}, false)", held.unwrap_or("false"));
+        let (cand, act) = if self.dry_run {
+            (
+                "SELECT tid, held FROM scan".to_string(),
+                "SELECT 1 FROM scan WHERE NOT held".to_string(),
+            )
+        } else if careful {
+            (
+                format!(
+                    "SELECT ctid AS tid, {held_expr} AS held FROM {t}
+                      WHERE ctid = ANY (ARRAY(SELECT tid FROM scan)) AND {base}
+                      {}",
+                    self.lock_clause()
+                ),
+                self.act_statement("ctid = ANY (ARRAY(SELECT tid FROM cand WHERE NOT held))"),
+            )
+        } else {
+            (
+                "SELECT tid, held FROM scan".to_string(),
+                self.act_statement(&format!(
+                    "ctid = ANY (ARRAY(SELECT tid FROM scan WHERE NOT held))
+                     AND {base} AND NOT {held_expr}"
+                )),
+            )
         };
-        // The scan position comes from an unlocked scan: locking a row that
-        // another session updated meanwhile returns its new version, whose
-        // ctid may lie far beyond the position and must not move it.
         let sql = format!(
             "WITH scan AS MATERIALIZED (
-                SELECT ctid AS tid, {a} AS a
+                SELECT ctid AS tid, {a} AS a, {held_expr} AS held
                   FROM {t}
                  WHERE {conds}
                  ORDER BY {order}
                  LIMIT $3
              ), cand AS (
-                SELECT ctid AS tid, {a} AS a, COALESCE({held_expr}, false) AS held
-                  FROM {t}
-                 WHERE ctid = ANY (ARRAY(SELECT tid FROM scan))
-                   AND {base}
-                 {lock}
+                {cand}
              ), act AS (
                 {act}
              )
@@ -747,24 +835,104 @@ impl Run {
                     (SELECT pg_catalog.count(*) FROM scan),
                     l.a, CAST(l.tid AS pg_catalog.text)
                FROM (SELECT 1) AS one
-               LEFT JOIN LATERAL (SELECT a, tid FROM scan ORDER BY {last_order} LIMIT 1) AS l ON true",
-            conds = conds.join("\n   AND "),
-            base = base.join("\n   AND "),
+               LEFT JOIN LATERAL (SELECT a, tid FROM scan ORDER BY {last_order} LIMIT 1) AS l ON true"
         );
         (sql, args)
     }
 
-    /// Execute one statement as the owner with the batch lock timeout, in a
-    /// subtransaction. Returns (acted, held, seen, last anchor, last tid).
+    /// The statement of a whole ctid window `[lo, hi)` (a TID range scan),
+    /// the shape for large backlogs. Returns one row: (acted, held, seen =
+    /// acted + held, NULL, NULL).
+    /// - fast: one `DELETE`/`UPDATE` of the window's candidates, each row
+    ///   visited once (a locked row is waited for, bounded by lock_timeout);
+    /// - careful: lock the window's candidates `SKIP LOCKED`, change those.
+    ///
+    /// The window is sized from the table's statistics to hold about
+    /// `batch_size` rows; `next_batch` rolls back a window that held more
+    /// candidates and pages through it instead.
+    fn window_statement(
+        &self,
+        held: Option<&str>,
+        (lo, hi): (i64, i64),
+        careful: bool,
+    ) -> (String, Vec<DatumWithOid<'static>>) {
+        let t = &self.qualified;
+        let mut args = self.base_args();
+        args.push(format!("({lo},0)").into());
+        args.push(format!("({hi},0)").into());
+        let conds = format!(
+            "ctid >= CAST($4 AS pg_catalog.tid) AND ctid < CAST($5 AS pg_catalog.tid)
+               AND {}",
+            self.expiry_conditions().join("\n   AND ")
+        );
+        let held_count = match held {
+            None => "0".to_string(),
+            Some(h) => format!(
+                "(SELECT pg_catalog.count(*) FROM {t} WHERE {conds} AND COALESCE({h}, false))"
+            ),
+        };
+        let not_held = match held {
+            None => String::new(),
+            Some(h) => format!(" AND NOT COALESCE({h}, false)"),
+        };
+        let (cand, act) = if self.dry_run {
+            (
+                String::new(),
+                format!("SELECT 1 FROM {t} WHERE {conds}{not_held}"),
+            )
+        } else if careful {
+            (
+                format!(
+                    "cand AS (SELECT ctid AS tid FROM {t} WHERE {conds}{not_held} {}),",
+                    self.lock_clause()
+                ),
+                self.act_statement("ctid = ANY (ARRAY(SELECT tid FROM cand))"),
+            )
+        } else {
+            (
+                String::new(),
+                self.act_statement(&format!("{conds}{not_held}")),
+            )
+        };
+        let anchor_type = match self.anchor_type {
+            AnchorType::Date => "pg_catalog.date",
+            AnchorType::Timestamp => "pg_catalog.timestamp",
+            AnchorType::TimestampTz => "pg_catalog.timestamptz",
+        };
+        let sql = format!(
+            "WITH {cand} act AS (
+                {act}
+             ), counts AS (
+                SELECT (SELECT pg_catalog.count(*) FROM act) AS acted, {held_count} AS held
+             )
+             SELECT acted, held, acted + held, NULL::{anchor_type}, NULL::pg_catalog.text FROM counts"
+        );
+        (sql, args)
+    }
+
+    /// $1 = as_of, $2 = keep_for, $3 = batch_size.
+    fn base_args(&self) -> Vec<DatumWithOid<'static>> {
+        vec![
+            self.as_of.into(),
+            self.keep_for.into(),
+            crate::gucs::batch_size().into(),
+        ]
+    }
+
+    /// Execute one statement as the owner with lock_timeout `timeout_ms`,
+    /// in a subtransaction. Returns (acted, held, seen, last anchor, last
+    /// tid).
     fn execute(
         &self,
         sql: &str,
         args: Vec<DatumWithOid<'static>>,
-    ) -> PResult<(i64, i64, i64, Option<AnchorValue>, Option<String>)> {
+        timeout_ms: i32,
+        cap: Option<i64>,
+    ) -> PResult<BatchRow> {
         let anchor_type = self.anchor_type;
         crate::subxact::run(|| {
             as_role(self.owner, || {
-                with_lock_timeout(|| {
+                with_timeout_ms(timeout_ms, || {
                     Spi::connect_mut(|c| {
                         let rows = c.update(sql, None, &args)?;
                         for r in rows {
@@ -777,8 +945,13 @@ impl Run {
                                     r.get::<TimestampWithTimeZone>(4)?.map(AnchorValue::Tstz)
                                 }
                             };
+                            let acted = r.get::<i64>(1)?.unwrap_or(0);
+                            if cap.is_some_and(|cap| acted > cap) {
+                                // rolled back with the subtransaction
+                                return Err(too_many_rows());
+                            }
                             return Ok((
-                                r.get::<i64>(1)?.unwrap_or(0),
+                                acted,
                                 r.get::<i64>(2)?.unwrap_or(0),
                                 r.get::<i64>(3)?.unwrap_or(0),
                                 last,
@@ -792,6 +965,39 @@ impl Run {
         })
     }
 
+    /// Run one batch: the fast shape first; when it times out on a lock
+    /// (55P03; its subtransaction is rolled back, nothing is half done), the
+    /// careful shape, which skips the rows others hold locked (retried by
+    /// the closing pass or the next run). The fast shape's wait is bounded
+    /// by half of `deadlock_timeout`, so that a client waiting for a row
+    /// this batch changed is released by the batch's timeout before its own
+    /// deadlock check could fire (it would be the one to fail); the careful
+    /// shape gets the rest of `privacy.lock_timeout` (for the table lock).
+    fn run_statement(
+        &self,
+        build: impl Fn(bool) -> (String, Vec<DatumWithOid<'static>>),
+        cap: Option<i64>,
+    ) -> PResult<BatchRow> {
+        let total = crate::gucs::lock_timeout_ms();
+        if self.dry_run {
+            let (sql, args) = build(false);
+            return self.execute(&sql, args, total, None);
+        }
+        let deadlock = unsafe { pg_sys::DeadlockTimeout }.max(2);
+        let fast = total.min(deadlock / 2).max(1);
+        let (sql, args) = build(false);
+        match self.execute(&sql, args, fast, cap) {
+            Err(e)
+                if e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+                    && self.skip_locked =>
+            {
+                let (sql, args) = build(true);
+                self.execute(&sql, args, (total - fast).max(1), cap)
+            }
+            other => other,
+        }
+    }
+
     /// One batch of at most `privacy.batch_size` rows. Ok(true) = more to do.
     pub fn next_batch(&mut self) -> PResult<bool> {
         if self.done {
@@ -801,11 +1007,13 @@ impl Run {
         // holds are re-read for every batch: one placed meanwhile counts
         let (relid, as_of) = (self.relid, self.as_of);
         let held = crate::subxact::run(|| holds::held_predicate(relid, as_of))?;
+        let held = held.as_deref();
         self.batches += 1;
         match self.scan.clone() {
             Scan::Index { last, full, swept } => {
-                let (sql, args) = self.batch_statement(held.as_deref(), None);
-                let (acted, held_n, seen, last_a, last_tid) = self.execute(&sql, args)?;
+                let page = Page::Index(last.as_ref());
+                let (acted, held_n, seen, last_a, last_tid) =
+                    self.run_statement(|careful| self.page_statement(held, page, careful), None)?;
                 self.rows += acted;
                 if !swept {
                     // the closing pass meets the held rows a second time
@@ -822,8 +1030,9 @@ impl Run {
                         swept,
                     };
                 } else if full && !swept && !self.dry_run {
-                    // End of the range. Rows locked by others were skipped
-                    // (SKIP LOCKED): one closing pass from the start of the
+                    // End of the range. Rows whose locks were skipped (the
+                    // careful shape) or whose new versions moved behind the
+                    // position: one closing pass from the start of the
                     // expired range retries them (rows already deleted or
                     // anonymized no longer match, held rows are not counted
                     // twice).
@@ -839,32 +1048,58 @@ impl Run {
             Scan::Window {
                 mut next_block,
                 end_block,
-                width,
-                mut last_tid,
+                mut width,
+                mut after,
+                mut paging,
             } => {
                 let mut visited = 0;
-                loop {
-                    if next_block >= end_block {
-                        self.done = true;
-                        break;
-                    }
+                while next_block < end_block {
                     let hi = next_block.saturating_add(width);
-                    let (sql, args) = self.batch_statement(
-                        held.as_deref(),
-                        Some((next_block, hi, last_tid.as_ref())),
-                    );
-                    let (acted, held_n, seen, _, tid) = self.execute(&sql, args)?;
+                    let (acted, held_n) = if paging {
+                        // a window with more than a batch: pages in ctid order
+                        let page = Page::Window {
+                            lo: next_block,
+                            hi,
+                            after: after.as_ref(),
+                        };
+                        let (acted, held_n, seen, _, tid) = self.run_statement(
+                            |careful| self.page_statement(held, page, careful),
+                            None,
+                        )?;
+                        if seen >= limit {
+                            after = tid;
+                        } else {
+                            (next_block, after, paging) = (hi, None, false);
+                        }
+                        (acted, held_n)
+                    } else {
+                        let window = (next_block, hi);
+                        let cap = (!self.dry_run).then_some(limit);
+                        match self.run_statement(
+                            |careful| self.window_statement(held, window, careful),
+                            cap,
+                        ) {
+                            Ok((acted, held_n, ..)) => {
+                                next_block = hi;
+                                (acted, held_n)
+                            }
+                            Err(e) if is_too_many_rows(&e) => {
+                                // the statistics were off (rolled back): narrower
+                                // windows from here on, pages when one block is too much
+                                if width > 1 {
+                                    width = (width / 2).max(1);
+                                } else {
+                                    paging = true;
+                                }
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    };
                     self.rows += acted;
                     self.held += held_n;
-                    if seen >= limit {
-                        // the window may hold more: continue after the last row
-                        last_tid = tid;
-                    } else {
-                        next_block = hi;
-                        last_tid = None;
-                    }
                     visited += 1;
-                    if seen > 0 || visited >= MAX_EMPTY_WINDOWS {
+                    if acted + held_n > 0 || visited >= MAX_EMPTY_WINDOWS {
                         break;
                     }
                 }
@@ -875,7 +1110,8 @@ impl Run {
                     next_block,
                     end_block,
                     width,
-                    last_tid,
+                    after,
+                    paging,
                 };
             }
         }

@@ -337,6 +337,100 @@ mod tests {
         );
     }
 
+    /// The cheap bounds (`anchor <= c` without months; with months a
+    /// superset `c + 4 days` and a sure region before `c - 31 days` where the
+    /// exact test is skipped) select exactly the rows the definition does,
+    /// for every anchor type, in both scan modes, in a session TimeZone
+    /// other than UTC.
+    #[pg_test]
+    fn retention_bounds_match_the_definition() {
+        run("SET LOCAL TimeZone = 'America/New_York'");
+        run("SET LOCAL privacy.batch_size = 40");
+        let keeps = [
+            "1 month",
+            "1 mon 3 days",
+            "7 mons 2 days",
+            "1 year",
+            "25 months",
+            "10 days 06:00",
+            "2 mons 45 days 23:59:59",
+        ];
+        let as_ofs = [
+            "2026-03-31 00:00+00",
+            "2024-03-01 13:30+00",
+            "2025-01-31 23:00+00",
+        ];
+        for (i, keep) in keeps.iter().enumerate() {
+            for (j, as_of) in as_ofs.iter().enumerate() {
+                for indexed in [false, true] {
+                    let t = format!("public.b_{i}_{j}_{indexed}");
+                    run(&format!("CREATE TABLE {t} (id serial PRIMARY KEY, tz timestamptz, ts timestamp, d date)"));
+                    // anchors every 5h13m from c - 40 days to c + 12 days, plus
+                    // rows far in the future (so the indexed run pages by keyset)
+                    run(&format!(
+                        "INSERT INTO {t} (tz, ts, d)
+                         SELECT a, pg_catalog.timezone('UTC', a), pg_catalog.timezone('UTC', a)::date
+                           FROM pg_catalog.generate_series(
+                                  pg_catalog.timezone('UTC', pg_catalog.timezone('UTC', timestamptz '{as_of}') - interval '{keep}') - interval '40 days',
+                                  pg_catalog.timezone('UTC', pg_catalog.timezone('UTC', timestamptz '{as_of}') - interval '{keep}') + interval '12 days',
+                                  interval '5 hours 13 minutes') a
+                         UNION ALL
+                         SELECT a, pg_catalog.timezone('UTC', a), pg_catalog.timezone('UTC', a)::date
+                           FROM pg_catalog.generate_series(timestamptz '2090-01-01', timestamptz '2090-01-01' + interval '999 hours', interval '1 hour') a"
+                    ));
+                    if indexed {
+                        run(&format!("CREATE INDEX ON {t} (tz)"));
+                        run(&format!("CREATE INDEX ON {t} (ts)"));
+                        run(&format!("CREATE INDEX ON {t} (d)"));
+                    }
+                    run(&format!("ANALYZE {t}"));
+                    for (col, utc) in [
+                        ("tz", "pg_catalog.timezone('UTC', tz)"),
+                        ("ts", "ts"),
+                        ("d", "d::timestamp"),
+                    ] {
+                        let name = format!("b_{i}_{j}_{indexed}_{col}");
+                        run(&format!(
+                            "SELECT privacy.add_retention_policy('{t}', '{keep}', '{col}', name => '{name}')"
+                        ));
+                        let expected = one::<i64>(&format!(
+                            "SELECT count(*) FROM {t} WHERE {utc} + interval '{keep}' <= pg_catalog.timezone('UTC', timestamptz '{as_of}')"
+                        ))
+                        .unwrap();
+                        assert!(expected > 0, "{name}: the data reaches the boundary");
+                        let found = one::<i64>(&format!(
+                            "SELECT rows FROM privacy.run_retention('{name}', '{as_of}', dry_run => true)"
+                        ))
+                        .unwrap();
+                        assert_eq!(found, expected, "{name} ({keep}, {as_of})");
+                        run(&format!("SELECT privacy.drop_retention_policy('{name}')"));
+                    }
+                    // a real run deletes exactly those rows
+                    run(&format!(
+                        "SELECT privacy.add_retention_policy('{t}', '{keep}', 'tz', name => 'b_{i}_{j}_{indexed}')"
+                    ));
+                    let before = one::<i64>(&format!("SELECT count(*) FROM {t}")).unwrap();
+                    let expired = one::<i64>(&format!(
+                        "SELECT count(*) FROM {t} WHERE pg_catalog.timezone('UTC', tz) + interval '{keep}' <= pg_catalog.timezone('UTC', timestamptz '{as_of}')"
+                    ))
+                    .unwrap();
+                    let deleted = one::<i64>(&format!(
+                        "SELECT rows FROM privacy.run_retention('b_{i}_{j}_{indexed}', '{as_of}')"
+                    ))
+                    .unwrap();
+                    assert_eq!(deleted, expired, "b_{i}_{j}_{indexed}");
+                    assert_eq!(
+                        one::<i64>(&format!("SELECT count(*) FROM {t}")).unwrap(),
+                        before - expired
+                    );
+                    run(&format!(
+                        "SELECT privacy.drop_retention_policy('b_{i}_{j}_{indexed}')"
+                    ));
+                }
+            }
+        }
+    }
+
     #[pg_test]
     fn retention_is_timezone_independent_across_dst() {
         // 2026-03-08 02:00 America/New_York: clocks jump forward (a 23-hour day)
