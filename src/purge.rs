@@ -591,8 +591,9 @@ impl Run {
     /// ten batches), one pass over the table in ctid windows reads each row
     /// once, where keyset pages over the index would re-read and re-sort
     /// every group of rows sharing one anchor value at each batch (quadratic
-    /// for a bulk load with one timestamp, or a `date` anchor). Counting
-    /// stops at that threshold, so a run with little to do stays cheap.
+    /// for a bulk load with one timestamp, or a `date` anchor). The backlog
+    /// is the planner's estimate (the anchor's statistics; a misestimate
+    /// costs speed, never correctness), so starting a run stays cheap.
     fn windows_for_large_backlog(&mut self) -> PResult<()> {
         if !matches!(self.scan, Scan::Index { .. }) {
             return Ok(());
@@ -607,18 +608,21 @@ impl Run {
         .max(0.0) as i64;
         let cap = (batch.saturating_mul(10)).max(reltuples / 5);
         let sql = format!(
-            "SELECT pg_catalog.count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT $3) AS s",
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}",
             self.qualified,
             self.expiry_conditions().join(" AND ")
         );
-        let args: Vec<DatumWithOid<'static>> =
-            vec![self.as_of.into(), self.keep_for.into(), cap.into()];
+        let args: Vec<DatumWithOid<'static>> = vec![self.as_of.into(), self.keep_for.into()];
         let owner = self.owner;
-        let backlog = crate::subxact::run(|| {
+        let plan = crate::subxact::run(|| {
             as_role(owner, || {
-                with_lock_timeout(|| Ok(crate::sql::opt::<i64>(&sql, &args)?.unwrap_or(0)))
+                // EXPLAIN is refused in SPI's read-only mode
+                with_lock_timeout(|| crate::sql::opt_mut::<pgrx::Json>(&sql, &args))
             })
         })?;
+        let backlog = plan
+            .and_then(|p| p.0.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64())
+            .unwrap_or(0.0) as i64;
         if backlog >= cap {
             self.scan = window_scan(relid)?;
         }
@@ -706,9 +710,14 @@ impl Run {
     /// The statement that changes the rows matching `target`, returning one
     /// row per change.
     fn act_statement(&self, target: &str) -> String {
+        format!("{} RETURNING 1", self.act_plain(target))
+    }
+
+    /// The same without `RETURNING` (the count comes from SPI).
+    fn act_plain(&self, target: &str) -> String {
         let t = &self.qualified;
         match self.action {
-            Action::Delete => format!("DELETE FROM {t} WHERE {target} RETURNING 1"),
+            Action::Delete => format!("DELETE FROM {t} WHERE {target}"),
             Action::Anonymize => {
                 let sets: Vec<String> = self
                     .rewrites
@@ -721,10 +730,7 @@ impl Run {
                         )
                     })
                     .collect();
-                format!(
-                    "UPDATE {t} SET {} WHERE {target} RETURNING 1",
-                    sets.join(", ")
-                )
+                format!("UPDATE {t} SET {} WHERE {target}", sets.join(", "))
             }
         }
     }
@@ -840,74 +846,84 @@ impl Run {
         (sql, args)
     }
 
-    /// The statement of a whole ctid window `[lo, hi)` (a TID range scan),
-    /// the shape for large backlogs. Returns one row: (acted, held, seen =
-    /// acted + held, NULL, NULL).
-    /// - fast: one `DELETE`/`UPDATE` of the window's candidates, each row
-    ///   visited once (a locked row is waited for, bounded by lock_timeout);
+    /// One whole ctid window `[lo, hi)` (a TID range scan), the shape for
+    /// large backlogs, as the owner with lock_timeout `timeout_ms`, in a
+    /// subtransaction. Returns (acted, held).
+    /// - fast: one plain `DELETE`/`UPDATE` of the window's candidates, each
+    ///   row visited once (a locked row is waited for, bounded by the
+    ///   timeout), counted by SPI (no `RETURNING` to store);
     /// - careful: lock the window's candidates `SKIP LOCKED`, change those.
     ///
     /// The window is sized from the table's statistics to hold about
-    /// `batch_size` rows; `next_batch` rolls back a window that held more
-    /// candidates and pages through it instead.
-    fn window_statement(
+    /// `batch_size` rows; when it changes more than `cap` rows, it is rolled
+    /// back (`too_many_rows`) and `next_batch` narrows or pages it.
+    fn window_batch(
         &self,
         held: Option<&str>,
         (lo, hi): (i64, i64),
         careful: bool,
-    ) -> (String, Vec<DatumWithOid<'static>>) {
+        timeout_ms: i32,
+        cap: Option<i64>,
+    ) -> PResult<(i64, i64)> {
         let t = &self.qualified;
         let mut args = self.base_args();
+        args.truncate(2);
         args.push(format!("({lo},0)").into());
         args.push(format!("({hi},0)").into());
         let conds = format!(
-            "ctid >= CAST($4 AS pg_catalog.tid) AND ctid < CAST($5 AS pg_catalog.tid)
+            "ctid >= CAST($3 AS pg_catalog.tid) AND ctid < CAST($4 AS pg_catalog.tid)
                AND {}",
             self.expiry_conditions().join("\n   AND ")
         );
-        let held_count = match held {
-            None => "0".to_string(),
-            Some(h) => format!(
-                "(SELECT pg_catalog.count(*) FROM {t} WHERE {conds} AND COALESCE({h}, false))"
-            ),
-        };
         let not_held = match held {
             None => String::new(),
             Some(h) => format!(" AND NOT COALESCE({h}, false)"),
         };
-        let (cand, act) = if self.dry_run {
-            (
-                String::new(),
-                format!("SELECT 1 FROM {t} WHERE {conds}{not_held}"),
-            )
+        let act = if self.dry_run {
+            format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds}{not_held}")
         } else if careful {
-            (
-                format!(
-                    "cand AS (SELECT ctid AS tid FROM {t} WHERE {conds}{not_held} {}),",
-                    self.lock_clause()
-                ),
-                self.act_statement("ctid = ANY (ARRAY(SELECT tid FROM cand))"),
+            format!(
+                "WITH cand AS (SELECT ctid AS tid FROM {t} WHERE {conds}{not_held} {})
+                 {}",
+                self.lock_clause(),
+                self.act_plain("ctid = ANY (ARRAY(SELECT tid FROM cand))")
             )
         } else {
-            (
-                String::new(),
-                self.act_statement(&format!("{conds}{not_held}")),
-            )
+            self.act_plain(&format!("{conds}{not_held}"))
         };
-        let anchor_type = match self.anchor_type {
-            AnchorType::Date => "pg_catalog.date",
-            AnchorType::Timestamp => "pg_catalog.timestamp",
-            AnchorType::TimestampTz => "pg_catalog.timestamptz",
-        };
-        let sql = format!(
-            "WITH {cand} act AS (
-                {act}
-             ), counts AS (
-                SELECT (SELECT pg_catalog.count(*) FROM act) AS acted, {held_count} AS held
-             )
-             SELECT acted, held, acted + held, NULL::{anchor_type}, NULL::pg_catalog.text FROM counts"
-        );
-        (sql, args)
+        let held_count = held.map(|h| {
+            format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds} AND COALESCE({h}, false)")
+        });
+        let dry_run = self.dry_run;
+        crate::subxact::run(|| {
+            as_role(self.owner, || {
+                with_timeout_ms(timeout_ms, || {
+                    Spi::connect_mut(|c| {
+                        let acted = if dry_run {
+                            c.select(&act, None, &args)?
+                                .first()
+                                .get_one::<i64>()?
+                                .unwrap_or(0)
+                        } else {
+                            c.update(&act, None, &args)?.len() as i64
+                        };
+                        if cap.is_some_and(|cap| acted > cap) {
+                            // rolled back with the subtransaction
+                            return Err(too_many_rows());
+                        }
+                        let held_n = match &held_count {
+                            None => 0,
+                            Some(q) => c
+                                .select(q, None, &args)?
+                                .first()
+                                .get_one::<i64>()?
+                                .unwrap_or(0),
+                        };
+                        Ok((acted, held_n))
+                    })
+                })
+            })
+        })
     }
 
     /// $1 = as_of, $2 = keep_for, $3 = batch_size.
@@ -927,7 +943,6 @@ impl Run {
         sql: &str,
         args: Vec<DatumWithOid<'static>>,
         timeout_ms: i32,
-        cap: Option<i64>,
     ) -> PResult<BatchRow> {
         let anchor_type = self.anchor_type;
         crate::subxact::run(|| {
@@ -945,13 +960,8 @@ impl Run {
                                     r.get::<TimestampWithTimeZone>(4)?.map(AnchorValue::Tstz)
                                 }
                             };
-                            let acted = r.get::<i64>(1)?.unwrap_or(0);
-                            if cap.is_some_and(|cap| acted > cap) {
-                                // rolled back with the subtransaction
-                                return Err(too_many_rows());
-                            }
                             return Ok((
-                                acted,
+                                r.get::<i64>(1)?.unwrap_or(0),
                                 r.get::<i64>(2)?.unwrap_or(0),
                                 r.get::<i64>(3)?.unwrap_or(0),
                                 last,
@@ -973,26 +983,19 @@ impl Run {
     /// this batch changed is released by the batch's timeout before its own
     /// deadlock check could fire (it would be the one to fail); the careful
     /// shape gets the rest of `privacy.lock_timeout` (for the table lock).
-    fn run_statement(
-        &self,
-        build: impl Fn(bool) -> (String, Vec<DatumWithOid<'static>>),
-        cap: Option<i64>,
-    ) -> PResult<BatchRow> {
+    fn run_statement<T>(&self, exec: impl Fn(bool, i32) -> PResult<T>) -> PResult<T> {
         let total = crate::gucs::lock_timeout_ms();
         if self.dry_run {
-            let (sql, args) = build(false);
-            return self.execute(&sql, args, total, None);
+            return exec(false, total);
         }
         let deadlock = unsafe { pg_sys::DeadlockTimeout }.max(2);
         let fast = total.min(deadlock / 2).max(1);
-        let (sql, args) = build(false);
-        match self.execute(&sql, args, fast, cap) {
+        match exec(false, fast) {
             Err(e)
                 if e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
                     && self.skip_locked =>
             {
-                let (sql, args) = build(true);
-                self.execute(&sql, args, (total - fast).max(1), cap)
+                exec(true, (total - fast).max(1))
             }
             other => other,
         }
@@ -1013,7 +1016,10 @@ impl Run {
             Scan::Index { last, full, swept } => {
                 let page = Page::Index(last.as_ref());
                 let (acted, held_n, seen, last_a, last_tid) =
-                    self.run_statement(|careful| self.page_statement(held, page, careful), None)?;
+                    self.run_statement(|careful, timeout| {
+                        let (sql, args) = self.page_statement(held, page, careful);
+                        self.execute(&sql, args, timeout)
+                    })?;
                 self.rows += acted;
                 if !swept {
                     // the closing pass meets the held rows a second time
@@ -1062,10 +1068,11 @@ impl Run {
                             hi,
                             after: after.as_ref(),
                         };
-                        let (acted, held_n, seen, _, tid) = self.run_statement(
-                            |careful| self.page_statement(held, page, careful),
-                            None,
-                        )?;
+                        let (acted, held_n, seen, _, tid) =
+                            self.run_statement(|careful, timeout| {
+                                let (sql, args) = self.page_statement(held, page, careful);
+                                self.execute(&sql, args, timeout)
+                            })?;
                         if seen >= limit {
                             after = tid;
                         } else {
@@ -1075,11 +1082,10 @@ impl Run {
                     } else {
                         let window = (next_block, hi);
                         let cap = (!self.dry_run).then_some(limit);
-                        match self.run_statement(
-                            |careful| self.window_statement(held, window, careful),
-                            cap,
-                        ) {
-                            Ok((acted, held_n, ..)) => {
+                        match self.run_statement(|careful, timeout| {
+                            self.window_batch(held, window, careful, timeout, cap)
+                        }) {
+                            Ok((acted, held_n)) => {
                                 next_block = hi;
                                 (acted, held_n)
                             }
