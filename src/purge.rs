@@ -593,7 +593,8 @@ impl Run {
     /// every group of rows sharing one anchor value at each batch (quadratic
     /// for a bulk load with one timestamp, or a `date` anchor). The backlog
     /// is the planner's estimate (the anchor's statistics; a misestimate
-    /// costs speed, never correctness), so starting a run stays cheap.
+    /// costs speed, never correctness), so starting a run stays cheap; for
+    /// a table never analyzed it is counted, up to the threshold.
     fn windows_for_large_backlog(&mut self) -> PResult<()> {
         if !matches!(self.scan, Scan::Index { .. }) {
             return Ok(());
@@ -604,24 +605,37 @@ impl Run {
             "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1",
             &[relid.into()],
         )?
-        .unwrap_or(-1.0)
-        .max(0.0) as i64;
-        let cap = (batch.saturating_mul(10)).max(reltuples / 5);
-        let sql = format!(
-            "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {}",
-            self.qualified,
-            self.expiry_conditions().join(" AND ")
-        );
-        let args: Vec<DatumWithOid<'static>> = vec![self.as_of.into(), self.keep_for.into()];
+        .unwrap_or(-1.0);
+        let analyzed = reltuples >= 0.0;
+        let cap = (batch.saturating_mul(10)).max(reltuples.max(0.0) as i64 / 5);
+        let conds = self.expiry_conditions().join(" AND ");
+        // never analyzed (reltuples = -1): the planner would guess, count
+        // up to the threshold instead
+        let sql = if analyzed {
+            format!(
+                "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {conds}",
+                self.qualified
+            )
+        } else {
+            format!(
+                "SELECT pg_catalog.to_json(pg_catalog.count(*)) FROM (SELECT 1 FROM {} WHERE {conds} LIMIT $3) AS s",
+                self.qualified
+            )
+        };
+        let args: Vec<DatumWithOid<'static>> =
+            vec![self.as_of.into(), self.keep_for.into(), cap.into()];
         let owner = self.owner;
-        let plan = crate::subxact::run(|| {
+        let found = crate::subxact::run(|| {
             as_role(owner, || {
                 // EXPLAIN is refused in SPI's read-only mode
                 with_lock_timeout(|| crate::sql::opt_mut::<pgrx::Json>(&sql, &args))
             })
         })?;
-        let backlog = plan
-            .and_then(|p| p.0.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64())
+        let backlog = found
+            .and_then(|j| match j.0.get(0) {
+                Some(p) => p.get("Plan")?.get("Plan Rows")?.as_f64(),
+                None => j.0.as_f64(),
+            })
             .unwrap_or(0.0) as i64;
         if backlog >= cap {
             self.scan = window_scan(relid)?;
