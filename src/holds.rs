@@ -13,7 +13,7 @@
 //! (if any) is later than T. Holds are audited; a subject hold is audited
 //! with the subject's pseudonym, never in clear.
 //!
-//! Other modules call [`held_predicate`].
+//! Other modules call [`held_predicate`] (or [`ActiveHolds`] for many tables).
 
 use crate::audit;
 use crate::error::{OrRaise, PResult, PrivacyError};
@@ -33,54 +33,100 @@ use serde_json::json;
 /// `filters::with_settings`, as the purge does); never NULL (filters are
 /// wrapped in `COALESCE(…, false)`).
 pub fn held_predicate(relid: pg_sys::Oid, as_of: TimestampWithTimeZone) -> PResult<Option<String>> {
-    let (filters, subjects) = as_extension_owner(|| {
-        let filters: Vec<String> = Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT h.row_filter FROM privacy.legal_holds h
-                  WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $2)
-                    AND h.table_name IS NOT NULL
-                    AND h.table_name::pg_catalog.oid IN
-                        (SELECT $1 UNION ALL SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) a)
-                  ORDER BY h.id",
-                None,
-                &[relid.into(), as_of.into()],
-            )?;
-            rows.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        let subjects: Vec<String> = Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT DISTINCT h.subject FROM privacy.legal_holds h
-                  WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $1)
-                    AND h.subject IS NOT NULL
-                  ORDER BY 1",
-                None,
-                &[as_of.into()],
-            )?;
-            rows.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        Ok((filters, subjects))
-    })?;
-    let mut parts: Vec<String> = filters
-        .iter()
-        .map(|f| format!("COALESCE({}, false)", filters::spliced(f)))
-        .collect();
-    if !subjects.is_empty() {
-        let subject_col = crate::tags::table_tags(relid)?
+    let active = ActiveHolds::load(as_of)?;
+    let subject_col = if active.subjects.is_empty() {
+        None
+    } else {
+        crate::tags::table_tags(relid)?
             .into_iter()
-            .find(|t| t.label.subject);
+            .find(|t| t.label.subject)
+    };
+    active.predicate(relid, subject_col.as_ref())
+}
+
+/// The holds active at one time, read once (two queries) for callers that
+/// need the predicate of many tables (`forget_subject`).
+pub struct ActiveHolds {
+    /// (table oid, row filter) of the filter holds
+    tables: Vec<(pg_sys::Oid, String)>,
+    subjects: Vec<String>,
+}
+
+impl ActiveHolds {
+    pub fn load(as_of: TimestampWithTimeZone) -> PResult<ActiveHolds> {
+        as_extension_owner(|| {
+            let tables = Spi::connect(|c| {
+                let rows = c.select(
+                    "SELECT h.table_name::pg_catalog.oid, h.row_filter FROM privacy.legal_holds h
+                      WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $1)
+                        AND h.table_name IS NOT NULL
+                      ORDER BY h.id",
+                    None,
+                    &[as_of.into()],
+                )?;
+                rows.map(|r| {
+                    Ok((
+                        r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                        r.get::<String>(2)?.unwrap_or_default(),
+                    ))
+                })
+                .collect::<Result<Vec<_>, pgrx::spi::SpiError>>()
+            })?;
+            let subjects = Spi::connect(|c| {
+                let rows = c.select(
+                    "SELECT DISTINCT h.subject FROM privacy.legal_holds h
+                      WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $1)
+                        AND h.subject IS NOT NULL
+                      ORDER BY 1",
+                    None,
+                    &[as_of.into()],
+                )?;
+                rows.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            Ok(ActiveHolds { tables, subjects })
+        })
+    }
+
+    /// [`held_predicate`] of table `relid`, whose SUBJECT column (if any) is
+    /// `subject_col`.
+    pub fn predicate(
+        &self,
+        relid: pg_sys::Oid,
+        subject_col: Option<&crate::tags::ColumnTag>,
+    ) -> PResult<Option<String>> {
+        // filter holds on the table or on a partitioned ancestor
+        let ancestors: Vec<pg_sys::Oid> =
+            if self.tables.iter().any(|(t, _)| *t != relid) {
+                Spi::connect(|c| {
+                    c.select(
+                    "SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) a",
+                    None,
+                    &[relid.into()],
+                )?
+                .map(|r| r.get::<pg_sys::Oid>(1).map(|o| o.unwrap_or(pg_sys::Oid::INVALID)))
+                .collect::<Result<Vec<_>, _>>()
+                })?
+            } else {
+                Vec::new()
+            };
+        let mut parts: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|(t, _)| *t == relid || ancestors.contains(t))
+            .map(|(_, f)| format!("COALESCE({}, false)", filters::spliced(f)))
+            .collect();
         if let Some(col) = subject_col {
-            if let Some(p) = subject_predicate(&col.name, col.type_oid, &subjects) {
+            if let Some(p) = subject_predicate(&col.name, col.type_oid, &self.subjects) {
                 parts.push(p);
             }
         }
+        Ok(if parts.is_empty() {
+            None
+        } else {
+            Some(format!("({})", parts.join(" OR ")))
+        })
     }
-    Ok(if parts.is_empty() {
-        None
-    } else {
-        Some(format!("({})", parts.join(" OR ")))
-    })
 }
 
 /// `col IN (…)` for the subjects that can be values of the column's type.

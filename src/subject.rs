@@ -53,6 +53,11 @@ fn count_mut(query: &str, subject: &str) -> PResult<i64> {
     Ok(crate::sql::opt_mut::<i64>(query, &[subject.into()])?.unwrap_or(0))
 }
 
+/// Rows changed by a `DELETE`/`UPDATE` (SPI's count: no `RETURNING`).
+fn changed(query: &str, subject: &str) -> PResult<i64> {
+    Spi::connect_mut(|c| Ok(c.update(query, None, &[subject.into()])?.len() as i64))
+}
+
 fn count(query: &str, subject: &str) -> PResult<i64> {
     Ok(crate::sql::opt::<i64>(query, &[subject.into()])?.unwrap_or(0))
 }
@@ -123,52 +128,87 @@ struct SubjectTable {
     tags: Vec<ColumnTag>,
     /// Selects the subject's rows; `None`: the subject cannot occur here.
     predicate: Option<String>,
+    /// a valid, non-partial index leads with the subject column
+    indexed: bool,
+    /// row-level security filters the caller's view of the table
+    rls_active: bool,
+    can_select: bool,
+    can_delete: bool,
+    can_update: bool,
 }
 
+/// Every table with a SUBJECT column, with what erasure and export need to
+/// know about it, read in two queries whatever the number of tables.
 fn subject_tables(subject: &str) -> PResult<Vec<SubjectTable>> {
+    let tagged = tags::subject_tables()?;
+    let relids: Vec<pg_sys::Oid> = tagged.iter().map(|t| t.0).collect();
+    let attnums: Vec<i16> = tagged.iter().map(|t| t.1.attnum).collect();
+    // (quoted name, key, indexed, row security active, SELECT, DELETE, UPDATE)
+    type Facts = (String, String, bool, bool, bool, bool, bool);
+    let facts: HashMap<pg_sys::Oid, Facts> = Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT c.oid,
+                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                    n.nspname::text || '.' || c.relname::text,
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                             WHERE i.indrelid = c.oid AND i.indkey[0] = s.attnum
+                               AND i.indisvalid AND i.indpred IS NULL),
+                    pg_catalog.row_security_active(c.oid),
+                    pg_catalog.has_table_privilege(c.oid, 'SELECT'),
+                    pg_catalog.has_table_privilege(c.oid, 'DELETE'),
+                    pg_catalog.has_table_privilege(c.oid, 'UPDATE')
+               FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.oid[]), pg_catalog.unnest($2::pg_catalog.int2[])) AS s(relid, attnum)
+               JOIN pg_catalog.pg_class c ON c.oid = s.relid
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+            None,
+            &[relids.into(), attnums.into()],
+        )?;
+        let mut out = HashMap::new();
+        for r in rows {
+            out.insert(
+                r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                (
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?.unwrap_or_default(),
+                    r.get::<bool>(4)?.unwrap_or(false),
+                    r.get::<bool>(5)?.unwrap_or(false),
+                    r.get::<bool>(6)?.unwrap_or(false),
+                    r.get::<bool>(7)?.unwrap_or(false),
+                    r.get::<bool>(8)?.unwrap_or(false),
+                ),
+            );
+        }
+        Ok::<_, PrivacyError>(out)
+    })?;
     let mut out = Vec::new();
-    for (relid, col) in tags::subject_columns()? {
-        let key = table_key(relid)?;
+    for (relid, col, tags) in tagged {
+        let Some((qname, key, indexed, rls_active, can_select, can_delete, can_update)) =
+            facts.get(&relid).cloned()
+        else {
+            continue; // dropped meanwhile
+        };
         out.push(SubjectTable {
             relid,
-            qname: qualified_name(relid)?,
+            qname,
             key,
             predicate: subject_predicate(&col, subject),
-            tags: tags::table_tags(relid)?,
+            tags,
             subject_col: col,
+            indexed,
+            rls_active,
+            can_select,
+            can_delete,
+            can_update,
         });
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }
 
-/// `schema.table` as written (not quoted): the export's key and the audit's
-/// table name, whatever the search_path.
-fn table_key(relid: pg_sys::Oid) -> PResult<String> {
-    Ok(crate::sql::opt::<String>(
-        "SELECT n.nspname::text || '.' || c.relname::text
-           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.oid = $1",
-        &[relid.into()],
-    )?
-    .unwrap_or_default())
-}
-
-/// Whether a valid, non-partial index leads with the column.
-fn has_index(relid: pg_sys::Oid, attnum: i16) -> PResult<bool> {
-    Ok(crate::sql::opt::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                         WHERE i.indrelid = $1 AND i.indkey[0] = $2
-                           AND i.indisvalid AND i.indpred IS NULL)",
-        &[relid.into(), attnum.into()],
-    )?
-    .unwrap_or(false))
-}
-
 /// One NOTICE per table whose SUBJECT column has no index.
 fn notice_missing_indexes(tables: &[SubjectTable]) -> PResult<()> {
     for t in tables {
-        if !has_index(t.relid, t.subject_col.attnum)? {
+        if !t.indexed {
             ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
                 format!(
@@ -191,12 +231,7 @@ fn notice_missing_indexes(tables: &[SubjectTable]) -> PResult<()> {
 /// Refuse to work on a table where row-level security filters the caller's
 /// view: rows would be silently missed.
 fn refuse_row_security(t: &SubjectTable, what: &str) -> PResult<()> {
-    let active = crate::sql::opt::<bool>(
-        "SELECT pg_catalog.row_security_active($1)",
-        &[t.relid.into()],
-    )?
-    .unwrap_or(false);
-    if active {
+    if t.rls_active {
         return Err(PrivacyError::insufficient_privilege(format!(
             "row-level security is active on table {} for role \"{}\": the {what} could miss rows",
             t.key,
@@ -492,7 +527,7 @@ struct Eraser<'a> {
     subject: &'a str,
     tables: &'a [SubjectTable],
     fks: &'a [ForeignKey],
-    as_of: TimestampWithTimeZone,
+    holds: crate::holds::ActiveHolds,
     held: HashMap<pg_sys::Oid, Option<String>>,
     legal_tables: Vec<pg_sys::Oid>,
 }
@@ -502,7 +537,11 @@ impl Eraser<'_> {
         if let Some(h) = self.held.get(&relid) {
             return Ok(h.clone());
         }
-        let h = crate::holds::held_predicate(relid, self.as_of)?;
+        let h = match self.subject_table(relid) {
+            Some(t) => self.holds.predicate(relid, Some(&t.subject_col))?,
+            // a referencing table without a SUBJECT column: filter holds
+            None => self.holds.predicate(relid, None)?,
+        };
         self.held.insert(relid, h.clone());
         Ok(h)
     }
@@ -593,7 +632,7 @@ impl Eraser<'_> {
         Ok(())
     }
 
-    fn run(&mut self, plans: &[Plan]) -> PResult<Vec<(pg_sys::Oid, &'static str, i64)>> {
+    fn run(&mut self, plans: &[Plan]) -> PResult<Vec<Erased>> {
         let mut out = Vec::new();
         for plan in plans {
             let t = &self.tables[plan.table];
@@ -602,35 +641,37 @@ impl Eraser<'_> {
                 Mode::Anonymize { .. } => "anonymized",
             };
             let Some(pred) = &t.predicate else {
-                out.push((t.relid, main, 0));
+                out.push((t.relid, t.key.clone(), main, 0));
                 continue;
             };
             let protect = self.protect(t)?;
-            let held = count(
-                &format!(
-                    "SELECT count(*) FROM {} AS p__ WHERE p__.{pred} AND COALESCE(({protect}), false)",
-                    t.qname
-                ),
-                self.subject,
-            )?;
+            let held = if protect == "false" {
+                0
+            } else {
+                count(
+                    &format!(
+                        "SELECT count(*) FROM {} AS p__ WHERE p__.{pred} AND COALESCE(({protect}), false)",
+                        t.qname
+                    ),
+                    self.subject,
+                )?
+            };
             let n = match &plan.mode {
                 Mode::Delete => {
                     self.check_restrict(t, pred, &protect)?;
-                    count_mut(
+                    changed(
                         &format!(
-                            "WITH d AS (DELETE FROM {} AS p__ WHERE p__.{pred} AND NOT COALESCE(({protect}), false) RETURNING 1)
-                             SELECT count(*) FROM d",
+                            "DELETE FROM {} AS p__ WHERE p__.{pred} AND NOT COALESCE(({protect}), false)",
                             t.qname
                         ),
                         self.subject,
                     )?
                 }
                 Mode::Anonymize { sets, .. } if sets.is_empty() => 0,
-                Mode::Anonymize { sets, needs_change } => count_mut(
+                Mode::Anonymize { sets, needs_change } => changed(
                     &format!(
-                        "WITH u AS (UPDATE {} AS p__ SET {} WHERE p__.{pred} AND NOT COALESCE(({protect}), false)
-                                       AND ({}) RETURNING 1)
-                         SELECT count(*) FROM u",
+                        "UPDATE {} AS p__ SET {} WHERE p__.{pred} AND NOT COALESCE(({protect}), false)
+                                       AND ({})",
                         t.qname,
                         sets.join(", "),
                         needs_change.join(" OR ")
@@ -638,9 +679,9 @@ impl Eraser<'_> {
                     self.subject,
                 )?,
             };
-            out.push((t.relid, main, n));
+            out.push((t.relid, t.key.clone(), main, n));
             if held > 0 {
-                out.push((t.relid, "held", held));
+                out.push((t.relid, t.key.clone(), "held", held));
             }
         }
         let objections = security::as_extension_owner(|| {
@@ -656,7 +697,7 @@ impl Eraser<'_> {
                 &[],
             )?
             .unwrap_or(pg_sys::Oid::INVALID);
-            out.push((relid, "deleted", objections));
+            out.push((relid, "privacy.objections".into(), "deleted", objections));
         }
         Ok(out)
     }
@@ -693,6 +734,9 @@ fn rolled_back<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
 
 type ForgetRow = (Regclass, String, i64);
 
+/// One line of an erasure: (table, its `schema.table` key, action, rows).
+type Erased = (pg_sys::Oid, String, &'static str, i64);
+
 /// `privacy.forget_subject(subject, dry_run)`: erase the subject; one row per
 /// table per action.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -714,10 +758,8 @@ fn forget_subject(
         let result = forget(subject, dry_run)?;
         let details: Vec<Value> = result
             .iter()
-            .map(|(relid, action, n)| {
-                Ok(json!({ "table": table_key(*relid)?, "action": action, "rows": n }))
-            })
-            .collect::<PResult<_>>()?;
+            .map(|(_, key, action, n)| json!({ "table": key, "action": action, "rows": n }))
+            .collect();
         audit::record(
             "forget_subject",
             &pseudonym,
@@ -725,14 +767,14 @@ fn forget_subject(
         )?;
         let rows: Vec<ForgetRow> = result
             .into_iter()
-            .map(|(relid, action, n)| (Regclass(relid), action.to_string(), n))
+            .map(|(relid, _, action, n)| (Regclass(relid), action.to_string(), n))
             .collect();
         Ok(TableIterator::new(rows))
     })()
     .or_raise()
 }
 
-fn forget(subject: &str, dry_run: bool) -> PResult<Vec<(pg_sys::Oid, &'static str, i64)>> {
+fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
     let tables = subject_tables(subject)?;
     notice_missing_indexes(&tables)?;
     let relids: Vec<pg_sys::Oid> = tables.iter().map(|t| t.relid).collect();
@@ -749,8 +791,13 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<(pg_sys::Oid, &'static st
                 Mode::Delete => "DELETE",
                 Mode::Anonymize { .. } => "UPDATE",
             };
+            let granted = |privilege: &str| match privilege {
+                "SELECT" => t.can_select,
+                "DELETE" => t.can_delete,
+                _ => t.can_update,
+            };
             for privilege in ["SELECT", write] {
-                if !security::has_table_privilege(t.relid, privilege)? {
+                if !granted(privilege) {
                     return Err(PrivacyError::insufficient_privilege(format!(
                         "permission denied to erase the subject from table {}: {privilege} is needed",
                         t.key
@@ -772,7 +819,7 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<(pg_sys::Oid, &'static st
         subject,
         tables: &tables,
         fks: &fks,
-        as_of,
+        holds: crate::holds::ActiveHolds::load(as_of)?,
         held: HashMap::new(),
         legal_tables,
     };

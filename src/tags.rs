@@ -7,7 +7,7 @@
 //! purposes exist, types fit the methods, one SUBJECT per table), records tag
 //! changes in the audit log, and offers the wrappers `tag_column`,
 //! `mark_subject`, `untag_column` plus the reader other modules use
-//! ([`table_tags`], [`subject_columns`]).
+//! ([`table_tags`], [`subject_tables`]).
 //!
 //! While `check_function_bodies` is off (as `pg_dump` output and `pg_restore`
 //! set it), references to purposes and functions are not checked, exactly as
@@ -328,32 +328,55 @@ pub fn table_tags(relid: pg_sys::Oid) -> PResult<Vec<ColumnTag>> {
     })
 }
 
-/// Every table with a SUBJECT column: (table oid, the subject column).
-pub fn subject_columns() -> PResult<Vec<(pg_sys::Oid, ColumnTag)>> {
-    let relids: Vec<pg_sys::Oid> = Spi::connect(|c| {
+/// Every table (plain or partitioned) with a SUBJECT column: (table oid,
+/// the subject column, all its tagged columns), in oid order, read in one
+/// query.
+pub fn subject_tables() -> PResult<Vec<(pg_sys::Oid, ColumnTag, Vec<ColumnTag>)>> {
+    let rows: Vec<(pg_sys::Oid, ColumnTag)> = Spi::connect(|c| {
         let rows = c.select(
-            "SELECT DISTINCT l.objoid
+            "SELECT l.objoid, a.attnum, a.attname::text, a.atttypid, a.attnotnull, l.label
                FROM pg_catalog.pg_seclabel l
                JOIN pg_catalog.pg_class c ON c.oid = l.objoid
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = l.objoid AND a.attnum = l.objsubid
               WHERE l.provider = 'privacy' AND l.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                AND l.objsubid > 0 AND c.relkind IN ('r', 'p')
-              ORDER BY 1",
+                AND l.objsubid > 0 AND c.relkind IN ('r', 'p') AND NOT a.attisdropped
+              ORDER BY l.objoid, a.attnum",
             None,
             &[],
         )?;
-        rows.map(|r| {
-            r.get::<pg_sys::Oid>(1)
-                .map(|o| o.unwrap_or(pg_sys::Oid::INVALID))
-        })
-        .collect::<Result<Vec<_>, _>>()
-    })?;
-    let mut out = Vec::new();
-    for relid in relids {
-        if let Some(t) = table_tags(relid)?.into_iter().find(|t| t.label.subject) {
-            out.push((relid, t));
+        let mut out = Vec::new();
+        for r in rows {
+            let text: String = r.get(6)?.unwrap_or_default();
+            if let Ok(label) = labels::parse(&text) {
+                out.push((
+                    r.get(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                    ColumnTag {
+                        attnum: r.get(2)?.unwrap_or(0),
+                        name: r.get(3)?.unwrap_or_default(),
+                        type_oid: r.get(4)?.unwrap_or(pg_sys::Oid::INVALID),
+                        not_null: r.get(5)?.unwrap_or(false),
+                        label,
+                    },
+                ));
+            }
         }
+        Ok::<_, PrivacyError>(out)
+    })?;
+    let mut out: Vec<(pg_sys::Oid, Option<ColumnTag>, Vec<ColumnTag>)> = Vec::new();
+    for (relid, tag) in rows {
+        if out.last().map(|t| t.0) != Some(relid) {
+            out.push((relid, None, Vec::new()));
+        }
+        let t = out.last_mut().expect("pushed above");
+        if tag.label.subject && t.1.is_none() {
+            t.1 = Some(tag.clone());
+        }
+        t.2.push(tag);
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .filter_map(|(relid, subject, tags)| subject.map(|s| (relid, s, tags)))
+        .collect())
 }
 
 fn current_label(relid: pg_sys::Oid, attnum: i16) -> PResult<Option<Label>> {
