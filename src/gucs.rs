@@ -8,6 +8,7 @@
 //! | `privacy.batch_size`     | 10000   | SUSET   | rows per purge batch (worker and manual)  |
 //! | `privacy.lock_timeout`   | 1s      | SUSET   | max wait for a row/table lock per batch   |
 //! | `privacy.max_workers`    | 4       | SIGHUP  | per-database workers the launcher runs    |
+//! | `privacy.batch_delay`    | 0       | SIGHUP  | worker's pause between two batches (throttle) |
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 
@@ -16,8 +17,19 @@ static NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(60);
 static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
+static BATCH_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"privacy.batch_delay",
+        c"Pause of the pg_privacy worker between two batches of a run.",
+        c"Throttles background purges on a busy server (like autovacuum's cost delay); manual runs never pause.",
+        &BATCH_DELAY_MS,
+        0,
+        60_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_bool_guc(
         c"privacy.worker_enabled",
         c"Whether the pg_privacy background worker starts new retention runs.",
@@ -83,6 +95,10 @@ pub fn batch_size() -> i64 {
 
 pub fn lock_timeout_ms() -> i32 {
     LOCK_TIMEOUT_MS.get().max(1)
+}
+
+pub fn batch_delay_ms() -> u64 {
+    BATCH_DELAY_MS.get().max(0) as u64
 }
 
 pub fn max_workers() -> usize {

@@ -347,7 +347,17 @@ fn run_one(policy: &str) {
             return;
         }
         match in_transaction(|| run.next_batch()) {
-            Ok(true) => continue,
+            Ok(true) => {
+                // privacy.batch_delay: a signal (SIGTERM, SIGHUP) wakes it early
+                let delay = gucs::batch_delay_ms();
+                if delay > 0 && !BackgroundWorker::wait_latch(Some(Duration::from_millis(delay))) {
+                    finish(run, Some(PrivacyError::object_state(
+                        "retention run interrupted: the postmaster died; committed batches are kept",
+                    )));
+                    return;
+                }
+                continue;
+            }
             Ok(false) => {
                 finish(run, None);
                 return;
