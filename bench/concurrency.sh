@@ -140,7 +140,7 @@ q "SELECT privacy.drop_retention_policy('purge_me')" >/dev/null
 q "SELECT privacy.add_retention_policy('purge_me', '1 year', 'created_at', name => 'purge_me_mixed', schedule_interval => '1 hour')" >/dev/null
 wait $bg
 wait $upd || true
-wait_for $C bench "EXISTS (SELECT FROM privacy.retention_runs WHERE policy = 'purge_me_mixed')
+wait_for $C bench "SELECT EXISTS (SELECT FROM privacy.retention_runs WHERE policy = 'purge_me_mixed')
                    AND NOT EXISTS (SELECT FROM privacy.retention_runs WHERE policy = 'purge_me_mixed' AND status = 'running')" 600
 deadlocks_after=$(q "SELECT deadlocks FROM pg_stat_database WHERE datname = 'bench'")
 left=$(q "SELECT count(*) FROM purge_me WHERE created_at < now() - interval '1 year'")

@@ -185,6 +185,7 @@ enum Scan {
         next_block: i64,
         end_block: i64,
         width: i64,
+        max_width: i64,
         after: Option<String>,
         paging: bool,
     },
@@ -370,7 +371,7 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                         swept: false,
                     }
                 } else {
-                    window_scan(p.relid)?
+                    window_scan(p.relid, 1.0)?
                 };
                 // FOR UPDATE needs UPDATE: an owner with DELETE only waits
                 // (bounded by lock_timeout) instead of skipping locked rows
@@ -389,8 +390,11 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
 }
 
 /// ctid windows over the blocks the table has now, each sized from the
-/// table's statistics to hold about `privacy.batch_size` rows.
-fn window_scan(relid: pg_sys::Oid) -> PResult<Scan> {
+/// table's statistics to hold about 0.8 × `privacy.batch_size` candidates
+/// when a `fraction` of the rows are candidates (1.0 when unknown). Windows
+/// then adapt: halved when one holds more than a batch (rolled back), doubled
+/// after one with less than half a batch, up to five batches' worth of rows.
+fn window_scan(relid: pg_sys::Oid, fraction: f64) -> PResult<Scan> {
     let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
         "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
                 CASE WHEN c.relpages > 0 AND c.reltuples > 0
@@ -399,11 +403,15 @@ fn window_scan(relid: pg_sys::Oid) -> PResult<Scan> {
         &[relid.into()],
     )?;
     let per_block = per_block.unwrap_or(100.0).max(1.0);
-    let width = ((crate::gucs::batch_size() as f64 / per_block).ceil() as i64).max(1);
+    let batch = crate::gucs::batch_size() as f64;
+    let fraction = fraction.clamp(0.2, 1.0);
+    let width = ((0.8 * batch / (per_block * fraction)).ceil() as i64).max(1);
+    let max_width = ((5.0 * batch / per_block).ceil() as i64).max(width);
     Ok(Scan::Window {
         next_block: 0,
         end_block: blocks.unwrap_or(0),
         width,
+        max_width,
         after: None,
         paging: false,
     })
@@ -638,7 +646,8 @@ impl Run {
             })
             .unwrap_or(0.0) as i64;
         if backlog >= cap {
-            self.scan = window_scan(relid)?;
+            let fraction = backlog as f64 / reltuples.max(1.0) as f64;
+            self.scan = window_scan(relid, fraction)?;
         }
         Ok(())
     }
@@ -1069,6 +1078,7 @@ impl Run {
                 mut next_block,
                 end_block,
                 mut width,
+                max_width,
                 mut after,
                 mut paging,
             } => {
@@ -1101,6 +1111,9 @@ impl Run {
                         }) {
                             Ok((acted, held_n)) => {
                                 next_block = hi;
+                                if acted + held_n < limit / 2 {
+                                    width = width.saturating_mul(2).min(max_width);
+                                }
                                 (acted, held_n)
                             }
                             Err(e) if is_too_many_rows(&e) => {
@@ -1130,6 +1143,7 @@ impl Run {
                     next_block,
                     end_block,
                     width,
+                    max_width,
                     after,
                     paging,
                 };

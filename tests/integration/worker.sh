@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The background worker on a cluster of its own: purges on schedule in
 # batches, finds databases created later, isolates a failing policy, obeys
-# SIGHUP (worker_enabled), runs each policy with its owner's privileges, and
+# SIGHUP (worker_enabled, batch_delay), runs each policy with its owner's privileges, and
 # leaves a database where the extension is dropped.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -80,6 +80,16 @@ sleep 4
 check "worker_enabled = off: nothing purged" [ "$(q app1 "SELECT count(*) FROM events WHERE payload = 'late'")" = 50 ]
 psql_on $C -d postgres -c "ALTER SYSTEM SET privacy.worker_enabled = on" -c "SELECT pg_reload_conf()" >/dev/null
 check "worker_enabled = on again: purged" wait_for $C app1 "SELECT count(*) = 0 FROM events WHERE payload = 'late'" 20
+
+# --- privacy.batch_delay paces the batches of a worker run (SIGHUP)
+psql_on $C -d postgres -c "ALTER SYSTEM SET privacy.batch_delay = '300ms'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 2
+q app1 "INSERT INTO events (created_at, payload) SELECT now() - interval '100 days', 'paced' FROM generate_series(1, 500)" >/dev/null
+check "batch_delay: the rows are purged" wait_for $C app1 "SELECT count(*) = 0 FROM events WHERE payload = 'paced'" 30
+check "batch_delay: 5 batches of 100 took at least 4 pauses of 300 ms" [ "$(q app1 \
+    "SELECT max(finished_at - started_at) >= interval '1.2 seconds' FROM privacy.retention_runs
+      WHERE triggered_by = 'worker' AND rows_affected = 500 AND batches >= 5")" = t ]
+psql_on $C -d postgres -c "ALTER SYSTEM RESET privacy.batch_delay" -c "SELECT pg_reload_conf()" >/dev/null
 
 # --- a policy runs with its owner's privileges, never more
 psql_on $C -d app1 >/dev/null <<'SQL'
