@@ -616,7 +616,7 @@ impl Run {
         .unwrap_or(-1.0);
         let analyzed = reltuples >= 0.0;
         let cap = (batch.saturating_mul(10)).max(reltuples.max(0.0) as i64 / 5);
-        let conds = self.expiry_conditions().join(" AND ");
+        let conds = self.expiry_conditions(true).join(" AND ");
         // never analyzed (reltuples = -1): the planner would guess, count
         // up to the threshold instead
         let sql = if analyzed {
@@ -688,7 +688,9 @@ impl Run {
     ///   consecutive months differ by a few days (3, plus leap days), far
     ///   less than 31: such a row is expired. Exhaustive checks over three
     ///   years put every boundary within 3 days of `c` (see the tests).
-    fn expiry_conditions(&self) -> Vec<String> {
+    /// `index`: the conditions will be used through the anchor's index (the
+    /// range bound stays a top-level condition).
+    fn expiry_conditions(&self, index: bool) -> Vec<String> {
         let a = spi::quote_identifier(&self.anchor);
         // timezone(interval) is a fixed offset: no zone lookup per row
         let utc = "interval '00:00'";
@@ -707,14 +709,22 @@ impl Run {
         };
         let exact = format!("{anchor_utc} + $2::pg_catalog.interval <= {now_utc}");
         let months = self.keep_for.months();
-        let mut c = vec![format!("{a} IS NOT NULL")];
+        // (a NULL anchor fails every comparison: never expired)
+        let mut c = Vec::new();
         if months == 0 {
             c.push(anchor_le(&bound));
         } else {
             // keep_for has no negative parts (checked when the policy is made)
-            c.push(anchor_le(&format!("({bound} + interval '4 days')")));
+            let superset = anchor_le(&format!("({bound} + interval '4 days')"));
             let sure = anchor_le(&format!("({bound} - interval '31 days')"));
-            c.push(format!("({sure} OR {exact})"));
+            if index {
+                // the superset as a top-level condition: the index's range
+                c.push(superset);
+                c.push(format!("({sure} OR {exact})"));
+            } else {
+                // one comparison for the rows well past the bound
+                c.push(format!("({sure} OR ({superset} AND {exact}))"));
+            }
         }
         if let Some(f) = &self.row_filter {
             c.push(filters::spliced(f));
@@ -796,7 +806,7 @@ impl Run {
         let mut args = self.base_args();
         // `base`: what makes a row a candidate (rechecked on the version a
         // change or a lock finds); `conds`: plus the position
-        let base = self.expiry_conditions().join("\n   AND ");
+        let base = self.expiry_conditions(true).join("\n   AND ");
         let mut conds = base.clone();
         let (order, last_order) = match page {
             Page::Index(last) => {
@@ -896,7 +906,7 @@ impl Run {
         let conds = format!(
             "ctid >= CAST($3 AS pg_catalog.tid) AND ctid < CAST($4 AS pg_catalog.tid)
                AND {}",
-            self.expiry_conditions().join("\n   AND ")
+            self.expiry_conditions(false).join("\n   AND ")
         );
         let not_held = match held {
             None => String::new(),
