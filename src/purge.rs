@@ -53,14 +53,17 @@
 //!   `running`). When the re-validation fails, `start` itself records the
 //!   failed run (row, policy status and back-off, audit), releases the lock
 //!   and returns the error: the caller just commits.
-//! - `next_batch` handles at most `privacy.batch_size` candidate rows in one
-//!   statement, as the policy's owner (`security::as_role`), with
-//!   `lock_timeout = privacy.lock_timeout` scoped to the batch (GUC nest
-//!   level: nothing leaks into the caller's transaction), inside a
-//!   subtransaction: a failing batch (lock timeout 55P03, FK violation, …)
-//!   is rolled back alone and returned as `Err`; earlier batches stay done.
-//!   Rows locked by others are skipped (`FOR UPDATE SKIP LOCKED`) and left
-//!   for the next run. The worker then calls `finish(Some(&err))`.
+//! - `next_batch` changes at most `privacy.batch_size` rows, as the
+//!   policy's owner (`security::as_role`), with `lock_timeout` scoped to the
+//!   batch (GUC nest level: nothing leaks into the caller's transaction),
+//!   inside a subtransaction: a failing batch (lock timeout 55P03 on a
+//!   table, FK violation, …) is rolled back alone and returned as `Err`;
+//!   earlier batches stay done. The worker then calls `finish(Some(&err))`.
+//!   Row locks: the fast shape changes the rows directly and waits for a
+//!   row lock at most min(privacy.lock_timeout, deadlock_timeout / 2); past
+//!   that it is rolled back and the careful shape (`FOR UPDATE SKIP LOCKED`,
+//!   then change the rows locked) skips the rows others hold, left for the
+//!   closing pass or the next run (see `run_statement`).
 //! - `finish` records the outcome: status (`succeeded`, `failed`, `dry_run`),
 //!   counts, batches, error text in `retention_runs`; for real runs the
 //!   policy's `last_run_at`, `last_status` and `next_run_at` (now +
@@ -75,27 +78,31 @@
 //!
 //! # How a batch finds rows
 //!
-//! Expired at T = `anchor IS NOT NULL AND anchor + keep_for <= T AND
-//! (row_filter)` and not held, computed in UTC (a `date` is midnight UTC, a
-//! `timestamp` is UTC, a `timestamptz` is converted to UTC before interval
-//! arithmetic), so the session TimeZone never changes the result. Each
-//! batch adds a sargable bound `anchor <= (T - keep_for [+ 4 days when
-//! keep_for has months])`, a safe superset because adding months is
-//! monotonic and clamps at most 3 days (Jan 31 + 1 month = Feb 28), and
-//! keeps the exact predicate as a recheck. Two scan modes:
+//! Expired at T = `anchor + keep_for <= T AND (row_filter)` and not held
+//! (a NULL anchor never expires), computed in UTC (a `date` is midnight
+//! UTC, a `timestamp` is UTC, a `timestamptz` is converted to UTC before
+//! interval arithmetic), so the session TimeZone never changes the result.
+//! The bound `T - keep_for` is a constant of each statement; without months
+//! `anchor <= bound` is exact, with months a superset (`+ 4 days`) serves
+//! the index and the exact test runs only near the bound (see
+//! `expiry_conditions`). Two scan modes:
 //! - the anchor has a btree index: keyset pagination on `(anchor, ctid)`
 //!   (`ORDER BY anchor, ctid LIMIT batch_size`), which reads only the
-//!   expired range of the index. The position comes from an unlocked scan
-//!   (a row updated concurrently comes back locked as its new version,
-//!   whose ctid must not move it). When a batch was full, one closing pass
-//!   from the start of the range follows (rows already done no longer
-//!   match) and takes the rows that others had locked when first met;
+//!   expired range of the index, then changes the page's rows by ctid. The
+//!   position comes from an unlocked scan (a row updated concurrently is
+//!   found as its new version, whose ctid must not move it). When a batch
+//!   was full, one closing pass from the start of the range follows (rows
+//!   already done no longer match) and takes the rows that were skipped or
+//!   moved behind the position;
 //! - no index, or a large backlog (at least a fifth of the table and ten
-//!   batches: counted at start up to that threshold): ctid ranges
-//!   (`ctid >= '(b,0)' AND ctid < '(b+w,0)'`, a TID
-//!   range scan) over the blocks the table had when the run started, `w`
-//!   sized from the table statistics to hold about `batch_size` rows; one
-//!   `next_batch` visits at most 16 empty windows before returning.
+//!   batches, by the planner's estimate; counted for a table never
+//!   analyzed): ctid windows (`ctid >= '(b,0)' AND ctid < '(b+w,0)'`, a TID
+//!   range scan), one plain `DELETE`/`UPDATE` per window, over the blocks
+//!   the table had when the run started, `w` sized from the statistics for
+//!   about 0.8 × `batch_size` candidates and adapted (a window that changes
+//!   more than a batch is rolled back and halved; one block too many is
+//!   paged in ctid order); one `next_batch` visits at most 16 empty windows
+//!   before returning.
 //!
 //! Held rows are counted (`held`) and never touched; for `anonymize` only
 //! rows still needing a rewrite are candidates, so a second run changes
