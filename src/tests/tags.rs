@@ -351,6 +351,12 @@ mod tests {
             Some("on")
         );
         assert!(one::<String>("SHOW privacy.max_workers").is_some());
+        assert_eq!(
+            one::<String>("SHOW privacy.batch_delay").as_deref(),
+            Some("0")
+        );
+        // a server setting (reload), not a session one
+        assert_sqlstate("SET privacy.batch_delay = '10ms'", "55P02");
         assert_sqlstate("SET privacy.no_such_setting = 1", "42602");
     }
 }

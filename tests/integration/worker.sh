@@ -86,6 +86,9 @@ psql_on $C -d postgres -c "ALTER SYSTEM SET privacy.batch_delay = '300ms'" -c "S
 sleep 2
 q app1 "INSERT INTO events (created_at, payload) SELECT now() - interval '100 days', 'paced' FROM generate_series(1, 500)" >/dev/null
 check "batch_delay: the rows are purged" wait_for $C app1 "SELECT count(*) = 0 FROM events WHERE payload = 'paced'" 30
+# the rows are gone before the run records its end: wait for the record
+wait_for $C app1 "SELECT EXISTS (SELECT 1 FROM privacy.retention_runs
+                                  WHERE triggered_by = 'worker' AND rows_affected = 500 AND status = 'succeeded')" 20
 check "batch_delay: 5 batches of 100 took at least 4 pauses of 300 ms" [ "$(q app1 \
     "SELECT max(finished_at - started_at) >= interval '1.2 seconds' FROM privacy.retention_runs
       WHERE triggered_by = 'worker' AND rows_affected = 500 AND batches >= 5")" = t ]
