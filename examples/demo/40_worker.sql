@@ -19,3 +19,10 @@ SELECT policy, triggered_by, status, rows_affected, batches
   FROM privacy.retention_runs WHERE policy = 'page_views_2_months';
 SELECT backend_type, application_name, datname
   FROM pg_stat_activity WHERE backend_type LIKE 'pg_privacy%' ORDER BY backend_type;
+
+-- On a busy server the DBA can make the worker gentler: it pauses this long
+-- between two batches of a run (manual runs never pause). Purges take longer,
+-- the application keeps more of the CPU and WAL bandwidth.
+ALTER SYSTEM SET privacy.batch_delay = '20ms';
+SELECT pg_reload_conf();
+SELECT name, setting FROM pg_file_settings WHERE name = 'privacy.batch_delay';
