@@ -361,6 +361,10 @@ mod tests {
 
     #[pg_test]
     fn keys_subject_pseudonym_uses_internal_key() {
+        // tests run concurrently in one cluster and several create the
+        // internal key on first use: take the key administration lock
+        // first, before anything this test could make another one wait on
+        run("LOCK TABLE privacy.key_secrets IN SHARE ROW EXCLUSIVE MODE");
         assert_eq!(
             one::<i64>("SELECT count(*) FROM privacy.key_secrets WHERE name = '_audit'"),
             Some(0)
