@@ -399,8 +399,9 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
 /// ctid windows over the blocks the table has now, each sized from the
 /// table's statistics to hold about 0.8 × `privacy.batch_size` candidates
 /// when a `fraction` of the rows are candidates (1.0 when unknown). Windows
-/// then adapt: halved when one holds more than a batch (rolled back), doubled
-/// after one with less than half a batch, up to five batches' worth of rows.
+/// then adapt: halved when one holds more than a batch (rolled back), widened
+/// towards 0.8 × batch (at most doubled) after one with less than 0.7 × batch,
+/// up to five batches' worth of rows.
 fn window_scan(relid: pg_sys::Oid, fraction: f64) -> PResult<Scan> {
     let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
         "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
@@ -1128,8 +1129,13 @@ impl Run {
                         }) {
                             Ok((acted, held_n)) => {
                                 next_block = hi;
-                                if acted + held_n < limit / 2 {
-                                    width = width.saturating_mul(2).min(max_width);
+                                // too few candidates: widen towards 0.8 batch
+                                // (at most doubling, up to max_width)
+                                let n = acted + held_n;
+                                if n < limit * 7 / 10 {
+                                    let f = (0.8 * limit as f64 / n.max(1) as f64).min(2.0);
+                                    let w = (width as f64 * f).ceil() as i64;
+                                    width = w.min(max_width).max(width);
                                 }
                                 (acted, held_n)
                             }

@@ -32,6 +32,7 @@ use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const LIBRARY: &str = "pg_privacy";
@@ -252,7 +253,7 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
 
     loop {
         reload_config_if_asked();
-        if BackgroundWorker::sigterm_received() {
+        if sigterm() {
             break;
         }
         let still_installed = BackgroundWorker::transaction(|| {
@@ -298,9 +299,20 @@ fn current_database() -> String {
     }
 }
 
+/// Whether SIGTERM arrived. pgrx's `sigterm_received()` clears its flag
+/// when read: a SIGTERM seen between two batches must still end the main
+/// loop afterwards, so the answer is kept here once true.
+fn sigterm() -> bool {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    if BackgroundWorker::sigterm_received() {
+        STOP.store(true, Ordering::SeqCst);
+    }
+    STOP.load(Ordering::SeqCst)
+}
+
 fn should_stop() -> bool {
     reload_config_if_asked();
-    BackgroundWorker::sigterm_received() || !gucs::worker_enabled()
+    sigterm() || !gucs::worker_enabled()
 }
 
 fn run_due_policies() {
