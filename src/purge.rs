@@ -638,14 +638,11 @@ impl Run {
                 self.qualified
             )
         };
-        let args: Vec<DatumWithOid<'static>> =
-            vec![self.as_of.into(), self.keep_for.into(), cap.into()];
-        let owner = self.owner;
-        let found = crate::subxact::run(|| {
-            as_role(owner, || {
-                // EXPLAIN is refused in SPI's read-only mode
-                with_lock_timeout(|| crate::sql::opt_mut::<pgrx::Json>(&sql, &args))
-            })
+        let mut args = self.base_args();
+        args.push(cap.into());
+        // EXPLAIN is refused in SPI's read-only mode
+        let found = self.as_owner(crate::gucs::lock_timeout_ms(), |_| {
+            crate::sql::opt_mut::<pgrx::Json>(&sql, &args)
         })?;
         let backlog = found
             .and_then(|j| match j.0.get(0) {
@@ -812,8 +809,9 @@ impl Run {
         let a = spi::quote_identifier(&self.anchor);
         let t = &self.qualified;
         let mut args = self.base_args();
-        // `base`: what makes a row a candidate (rechecked on the version a
-        // change or a lock finds); `conds`: plus the position
+        args.push(crate::gucs::batch_size().into()); // $3: the page's LIMIT
+                                                     // `base`: what makes a row a candidate (rechecked on the version a
+                                                     // change or a lock finds); `conds`: plus the position
         let base = self.expiry_conditions(true).join("\n   AND ");
         let mut conds = base.clone();
         let (order, last_order) = match page {
@@ -908,7 +906,6 @@ impl Run {
     ) -> PResult<(i64, i64)> {
         let t = &self.qualified;
         let mut args = self.base_args();
-        args.truncate(2);
         args.push(format!("({lo},0)").into());
         args.push(format!("({hi},0)").into());
         let conds = format!(
@@ -936,44 +933,49 @@ impl Run {
             format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds} AND COALESCE({h}, false)")
         });
         let dry_run = self.dry_run;
-        crate::subxact::run(|| {
-            as_role(self.owner, || {
-                with_timeout_ms(timeout_ms, || {
-                    Spi::connect_mut(|c| {
-                        let acted = if dry_run {
-                            c.select(&act, None, &args)?
-                                .first()
-                                .get_one::<i64>()?
-                                .unwrap_or(0)
-                        } else {
-                            c.update(&act, None, &args)?.len() as i64
-                        };
-                        if cap.is_some_and(|cap| acted > cap) {
-                            // rolled back with the subtransaction
-                            return Err(too_many_rows());
-                        }
-                        let held_n = match &held_count {
-                            None => 0,
-                            Some(q) => c
-                                .select(q, None, &args)?
-                                .first()
-                                .get_one::<i64>()?
-                                .unwrap_or(0),
-                        };
-                        Ok((acted, held_n))
-                    })
-                })
-            })
+        self.as_owner(timeout_ms, |c| {
+            let acted = if dry_run {
+                c.select(&act, None, &args)?
+                    .first()
+                    .get_one::<i64>()?
+                    .unwrap_or(0)
+            } else {
+                c.update(&act, None, &args)?.len() as i64
+            };
+            if cap.is_some_and(|cap| acted > cap) {
+                // rolled back with the subtransaction
+                return Err(too_many_rows());
+            }
+            let held_n = match &held_count {
+                None => 0,
+                Some(q) => c
+                    .select(q, None, &args)?
+                    .first()
+                    .get_one::<i64>()?
+                    .unwrap_or(0),
+            };
+            Ok((acted, held_n))
         })
     }
 
-    /// $1 = as_of, $2 = keep_for, $3 = batch_size.
+    /// $1 = as_of, $2 = keep_for (what `expiry_conditions` refers to).
     fn base_args(&self) -> Vec<DatumWithOid<'static>> {
-        vec![
-            self.as_of.into(),
-            self.keep_for.into(),
-            crate::gucs::batch_size().into(),
-        ]
+        vec![self.as_of.into(), self.keep_for.into()]
+    }
+
+    /// Run `f` as the policy's owner, with lock_timeout `timeout_ms`, in a
+    /// subtransaction (rolled back when `f` fails): how every statement of
+    /// a run touches the table.
+    fn as_owner<R>(
+        &self,
+        timeout_ms: i32,
+        f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> PResult<R>,
+    ) -> PResult<R> {
+        crate::subxact::run(|| {
+            as_role(self.owner, || {
+                with_timeout_ms(timeout_ms, || Spi::connect_mut(f))
+            })
+        })
     }
 
     /// Execute one statement as the owner with lock_timeout `timeout_ms`,
@@ -986,33 +988,25 @@ impl Run {
         timeout_ms: i32,
     ) -> PResult<BatchRow> {
         let anchor_type = self.anchor_type;
-        crate::subxact::run(|| {
-            as_role(self.owner, || {
-                with_timeout_ms(timeout_ms, || {
-                    Spi::connect_mut(|c| {
-                        let rows = c.update(sql, None, &args)?;
-                        for r in rows {
-                            let last = match anchor_type {
-                                AnchorType::Date => r.get::<Date>(4)?.map(AnchorValue::Date),
-                                AnchorType::Timestamp => {
-                                    r.get::<Timestamp>(4)?.map(AnchorValue::Ts)
-                                }
-                                AnchorType::TimestampTz => {
-                                    r.get::<TimestampWithTimeZone>(4)?.map(AnchorValue::Tstz)
-                                }
-                            };
-                            return Ok((
-                                r.get::<i64>(1)?.unwrap_or(0),
-                                r.get::<i64>(2)?.unwrap_or(0),
-                                r.get::<i64>(3)?.unwrap_or(0),
-                                last,
-                                r.get::<String>(5)?,
-                            ));
-                        }
-                        Err(PrivacyError::internal("retention batch returned no row"))
-                    })
-                })
-            })
+        self.as_owner(timeout_ms, |c| {
+            let rows = c.update(sql, None, &args)?;
+            for r in rows {
+                let last = match anchor_type {
+                    AnchorType::Date => r.get::<Date>(4)?.map(AnchorValue::Date),
+                    AnchorType::Timestamp => r.get::<Timestamp>(4)?.map(AnchorValue::Ts),
+                    AnchorType::TimestampTz => {
+                        r.get::<TimestampWithTimeZone>(4)?.map(AnchorValue::Tstz)
+                    }
+                };
+                return Ok((
+                    r.get::<i64>(1)?.unwrap_or(0),
+                    r.get::<i64>(2)?.unwrap_or(0),
+                    r.get::<i64>(3)?.unwrap_or(0),
+                    last,
+                    r.get::<String>(5)?,
+                ));
+            }
+            Err(PrivacyError::internal("retention batch returned no row"))
         })
     }
 
