@@ -537,11 +537,9 @@ impl Eraser<'_> {
         if let Some(h) = self.held.get(&relid) {
             return Ok(h.clone());
         }
-        let h = match self.subject_table(relid) {
-            Some(t) => self.holds.predicate(relid, Some(&t.subject_col))?,
-            // a referencing table without a SUBJECT column: filter holds
-            None => self.holds.predicate(relid, None)?,
-        };
+        // (a referencing table without a SUBJECT column: filter holds only)
+        let subject_col = self.subject_table(relid).map(|t| &t.subject_col);
+        let h = self.holds.predicate(relid, subject_col)?;
         self.held.insert(relid, h.clone());
         Ok(h)
     }

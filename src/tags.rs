@@ -18,6 +18,7 @@ use crate::audit;
 use crate::error::{OrRaise, PResult, PrivacyError};
 use crate::labels::{self, Label, Method};
 use crate::types::{regclass_text, Regclass, SqlName};
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use serde_json::json;
 use std::ffi::CStr;
@@ -300,49 +301,29 @@ fn check_method_fits(
 /// The tagged columns of one table, in column order. Unparsable labels (which
 /// only a restore with checks off can leave behind) are skipped.
 pub fn table_tags(relid: pg_sys::Oid) -> PResult<Vec<ColumnTag>> {
-    Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT a.attnum, a.attname::text, a.atttypid, a.attnotnull, l.label
-               FROM pg_catalog.pg_seclabel l
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = l.objoid AND a.attnum = l.objsubid
-              WHERE l.provider = 'privacy' AND l.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                AND l.objoid = $1 AND l.objsubid > 0 AND NOT a.attisdropped
-              ORDER BY a.attnum",
-            None,
-            &[relid.into()],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            let text: String = r.get(5)?.unwrap_or_default();
-            if let Ok(label) = labels::parse(&text) {
-                out.push(ColumnTag {
-                    attnum: r.get(1)?.unwrap_or(0),
-                    name: r.get(2)?.unwrap_or_default(),
-                    type_oid: r.get(3)?.unwrap_or(pg_sys::Oid::INVALID),
-                    not_null: r.get(4)?.unwrap_or(false),
-                    label,
-                });
-            }
-        }
-        Ok(out)
-    })
+    Ok(tagged_columns("l.objoid = $1", &[relid.into()])?
+        .into_iter()
+        .map(|(_, tag)| tag)
+        .collect())
 }
 
-/// Every table (plain or partitioned) with a SUBJECT column: (table oid,
-/// the subject column, all its tagged columns), in oid order, read in one
-/// query.
-pub fn subject_tables() -> PResult<Vec<(pg_sys::Oid, ColumnTag, Vec<ColumnTag>)>> {
-    let rows: Vec<(pg_sys::Oid, ColumnTag)> = Spi::connect(|c| {
+/// The tagged columns, as (table oid, tag), of the tables `cond` selects
+/// (SQL over `l`, the label, and `c`, the table's pg_class row), by table
+/// then column number. A label that does not parse is left out.
+fn tagged_columns(cond: &str, args: &[DatumWithOid]) -> PResult<Vec<(pg_sys::Oid, ColumnTag)>> {
+    Spi::connect(|c| {
         let rows = c.select(
-            "SELECT l.objoid, a.attnum, a.attname::text, a.atttypid, a.attnotnull, l.label
-               FROM pg_catalog.pg_seclabel l
-               JOIN pg_catalog.pg_class c ON c.oid = l.objoid
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = l.objoid AND a.attnum = l.objsubid
-              WHERE l.provider = 'privacy' AND l.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                AND l.objsubid > 0 AND c.relkind IN ('r', 'p') AND NOT a.attisdropped
-              ORDER BY l.objoid, a.attnum",
+            &format!(
+                "SELECT l.objoid, a.attnum, a.attname::text, a.atttypid, a.attnotnull, l.label
+                   FROM pg_catalog.pg_seclabel l
+                   JOIN pg_catalog.pg_class c ON c.oid = l.objoid
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = l.objoid AND a.attnum = l.objsubid
+                  WHERE l.provider = 'privacy' AND l.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                    AND l.objsubid > 0 AND NOT a.attisdropped AND {cond}
+                  ORDER BY l.objoid, a.attnum"
+            ),
             None,
-            &[],
+            args,
         )?;
         let mut out = Vec::new();
         for r in rows {
@@ -360,8 +341,15 @@ pub fn subject_tables() -> PResult<Vec<(pg_sys::Oid, ColumnTag, Vec<ColumnTag>)>
                 ));
             }
         }
-        Ok::<_, PrivacyError>(out)
-    })?;
+        Ok(out)
+    })
+}
+
+/// Every table (plain or partitioned) with a SUBJECT column: (table oid,
+/// the subject column, all its tagged columns), in oid order, read in one
+/// query.
+pub fn subject_tables() -> PResult<Vec<(pg_sys::Oid, ColumnTag, Vec<ColumnTag>)>> {
+    let rows = tagged_columns("c.relkind IN ('r', 'p')", &[])?;
     let mut out: Vec<(pg_sys::Oid, Option<ColumnTag>, Vec<ColumnTag>)> = Vec::new();
     for (relid, tag) in rows {
         if out.last().map(|t| t.0) != Some(relid) {
