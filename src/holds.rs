@@ -55,35 +55,27 @@ pub struct ActiveHolds {
 impl ActiveHolds {
     pub fn load(as_of: TimestampWithTimeZone) -> PResult<ActiveHolds> {
         as_extension_owner(|| {
-            let tables = Spi::connect(|c| {
-                let rows = c.select(
-                    "SELECT h.table_name::pg_catalog.oid, h.row_filter FROM privacy.legal_holds h
-                      WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $1)
-                        AND h.table_name IS NOT NULL
-                      ORDER BY h.id",
-                    None,
-                    &[as_of.into()],
-                )?;
-                rows.map(|r| {
+            let tables = crate::sql::rows(
+                "SELECT h.table_name::pg_catalog.oid, h.row_filter FROM privacy.legal_holds h
+                  WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $1)
+                    AND h.table_name IS NOT NULL
+                  ORDER BY h.id",
+                &[as_of.into()],
+                |r| {
                     Ok((
                         r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
                         r.get::<String>(2)?.unwrap_or_default(),
                     ))
-                })
-                .collect::<Result<Vec<_>, pgrx::spi::SpiError>>()
-            })?;
-            let subjects = Spi::connect(|c| {
-                let rows = c.select(
-                    "SELECT DISTINCT h.subject FROM privacy.legal_holds h
-                      WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $1)
-                        AND h.subject IS NOT NULL
-                      ORDER BY 1",
-                    None,
-                    &[as_of.into()],
-                )?;
-                rows.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
-                    .collect::<Result<Vec<_>, _>>()
-            })?;
+                },
+            )?;
+            let subjects = crate::sql::rows(
+                "SELECT DISTINCT h.subject FROM privacy.legal_holds h
+                  WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $1)
+                    AND h.subject IS NOT NULL
+                  ORDER BY 1",
+                &[as_of.into()],
+                |r| Ok(r.get::<String>(1)?.unwrap_or_default()),
+            )?;
             Ok(ActiveHolds { tables, subjects })
         })
     }
@@ -96,20 +88,15 @@ impl ActiveHolds {
         subject_col: Option<&crate::tags::ColumnTag>,
     ) -> PResult<Option<String>> {
         // filter holds on the table or on a partitioned ancestor
-        let ancestors: Vec<pg_sys::Oid> =
-            if self.tables.iter().any(|(t, _)| *t != relid) {
-                Spi::connect(|c| {
-                    c.select(
-                    "SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) a",
-                    None,
-                    &[relid.into()],
-                )?
-                .map(|r| r.get::<pg_sys::Oid>(1).map(|o| o.unwrap_or(pg_sys::Oid::INVALID)))
-                .collect::<Result<Vec<_>, _>>()
-                })?
-            } else {
-                Vec::new()
-            };
+        let ancestors = if self.tables.iter().any(|(t, _)| *t != relid) {
+            crate::sql::rows(
+                "SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) a",
+                &[relid.into()],
+                |r| Ok(r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID)),
+            )?
+        } else {
+            Vec::new()
+        };
         let mut parts: Vec<String> = self
             .tables
             .iter()

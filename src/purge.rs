@@ -1260,22 +1260,17 @@ pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()
 /// only while no other worker of the database can be running a policy.
 pub fn close_interrupted_runs() -> PResult<Vec<String>> {
     let open: Vec<(i64, String)> = as_extension_owner(|| {
-        Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT run_id, policy FROM privacy.retention_run_log
-                  WHERE status = 'running' AND triggered_by = 'worker' ORDER BY run_id",
-                None,
-                &[],
-            )?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push((
+        crate::sql::rows(
+            "SELECT run_id, policy FROM privacy.retention_run_log
+              WHERE status = 'running' AND triggered_by = 'worker' ORDER BY run_id",
+            &[],
+            |r| {
+                Ok((
                     r.get::<i64>(1)?.unwrap_or(0),
                     r.get::<String>(2)?.unwrap_or_default(),
-                ));
-            }
-            Ok::<_, PrivacyError>(out)
-        })
+                ))
+            },
+        )
     })?;
     for (run_id, policy) in &open {
         record_failure(
@@ -1290,17 +1285,12 @@ pub fn close_interrupted_runs() -> PResult<Vec<String>> {
 /// Enabled policies due at `now` (next_run_at <= now), earliest first.
 pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>> {
     as_extension_owner(|| {
-        Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT name FROM privacy.retention_policy_defs
-                  WHERE enabled AND next_run_at <= $1 ORDER BY next_run_at, name",
-                None,
-                &[now.into()],
-            )?;
-            Ok(rows
-                .map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
-                .collect::<Result<Vec<_>, _>>()?)
-        })
+        crate::sql::rows(
+            "SELECT name FROM privacy.retention_policy_defs
+              WHERE enabled AND next_run_at <= $1 ORDER BY next_run_at, name",
+            &[now.into()],
+            |r| Ok(r.get::<String>(1)?.unwrap_or_default()),
+        )
     })
 }
 
@@ -1328,22 +1318,17 @@ pub fn run_policy(
 /// owned by a role whose privileges it has (all, for a superuser).
 fn runnable_policies() -> PResult<(Vec<String>, usize)> {
     let all: Vec<(String, pg_sys::Oid)> = as_extension_owner(|| {
-        Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT name, owner::pg_catalog.oid FROM privacy.retention_policy_defs
-                  WHERE enabled ORDER BY name",
-                None,
-                &[],
-            )?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push((
+        crate::sql::rows(
+            "SELECT name, owner::pg_catalog.oid FROM privacy.retention_policy_defs
+              WHERE enabled ORDER BY name",
+            &[],
+            |r| {
+                Ok((
                     r.get::<String>(1)?.unwrap_or_default(),
                     r.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::Oid::INVALID),
-                ));
-            }
-            Ok::<_, PrivacyError>(out)
-        })
+                ))
+            },
+        )
     })?;
     let mut mine = Vec::new();
     let mut skipped = 0;

@@ -468,16 +468,11 @@ struct Plan {
 }
 
 fn legal_obligation_purposes() -> PResult<Vec<String>> {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT name FROM privacy.purposes WHERE legal_basis = 'legal_obligation'",
-            None,
-            &[],
-        )?
-        .map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
-        .collect::<Result<Vec<_>, _>>()
-    })
-    .map_err(Into::into)
+    crate::sql::rows(
+        "SELECT name FROM privacy.purposes WHERE legal_basis = 'legal_obligation'",
+        &[],
+        |r| Ok(r.get::<String>(1)?.unwrap_or_default()),
+    )
 }
 
 fn is_legal(tag: &ColumnTag, legal: &[String]) -> bool {
