@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the SQL scenario tests (pg_regress) and every integration test in
-# tests/integration/*.sh. Each prints "ok"/"not ok" lines; the summary line
+# tests/integration/*.sh and every security test in tests/security/*.sh. Each prints "ok"/"not ok" lines; the summary line
 # at the end is "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ only=${1:-}
 if [ -z "$only" ] || [ "$only" = regress ]; then
     run_suite regress bash tests/regress/run.sh
 fi
-for t in tests/integration/*.sh; do
+for t in tests/integration/*.sh tests/security/*.sh; do
     [ -e "$t" ] || continue
     name=$(basename "$t" .sh)
     if [ -z "$only" ] || [ "$only" = "$name" ]; then
