@@ -162,7 +162,11 @@ fn emit(line: &str) {
             errmsg_internal(c"%s".as_ptr(), text.as_ptr());
             errhidestmt(true);
             errhidecontext(true);
-            errfinish(c"audit.rs".as_ptr(), line!() as c_int, c"pg_privacy_audit".as_ptr());
+            errfinish(
+                c"audit.rs".as_ptr(),
+                line!() as c_int,
+                c"pg_privacy_audit".as_ptr(),
+            );
         }
     }
 }
@@ -190,7 +194,13 @@ pub fn logged<R>(
     let result = PgTryBuilder::new(f)
         .catch_others(|e| {
             let (code, state) = caught_sqlstate(&e);
-            who.log(action, Some(subject_pseudonym), Outcome::of(code), &state, extra);
+            who.log(
+                action,
+                Some(subject_pseudonym),
+                Outcome::of(code),
+                &state,
+                extra,
+            );
             e.rethrow()
         })
         .execute();

@@ -162,7 +162,8 @@ pub fn validate(relid: pg_sys::Oid, filter: &str, kind: FilterKind) -> PResult<S
     let qualified = crate::types::qualified_name(relid)?;
     // Parse and analyze with the settings filters run with; in a
     // subtransaction so a parser ERROR comes back as a value.
-    let checked = crate::subxact::run(|| Scope::pinned().run(|| unsafe { check(f, &qualified, kind) }));
+    let checked =
+        crate::subxact::run(|| Scope::pinned().run(|| unsafe { check(f, &qualified, kind) }));
     match checked {
         Ok(()) => Ok(f.to_string()),
         Err(e) if e.code == pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE => Err(e),

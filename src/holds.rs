@@ -385,10 +385,10 @@ fn release_hold(id: Option<i64>) {
         })?;
         match state {
             None => {
-                return Err(PrivacyError::undefined_object(format!(
-                    "hold {id} does not exist"
-                ))
-                .with_hint("See privacy.holds."))
+                return Err(
+                    PrivacyError::undefined_object(format!("hold {id} does not exist"))
+                        .with_hint("See privacy.holds."),
+                )
             }
             Some(true) => {
                 return Err(PrivacyError::object_state(format!(

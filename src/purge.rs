@@ -342,7 +342,11 @@ struct Checked {
 
 /// The table's current owner, after checking that the policy's owner may
 /// still do what the policy does (42501 otherwise).
-fn check_owners(relid: pg_sys::Oid, policy_owner: pg_sys::Oid, action: Action) -> PResult<pg_sys::Oid> {
+fn check_owners(
+    relid: pg_sys::Oid,
+    policy_owner: pg_sys::Oid,
+    action: Action,
+) -> PResult<pg_sys::Oid> {
     // one query for what every batch checks
     let (table_owner, granted) = Spi::connect(|c| {
         let rows = c.select(
@@ -870,13 +874,18 @@ impl Run {
     /// - careful: lock the scanned rows `SKIP LOCKED` first, then change the
     ///   rows locked. Never waits for a row; one more visit of each row and
     ///   one more WAL record per row.
-    fn page_statement(&self, holds: &TableHolds, page: Page<'_>, careful: bool) -> (String, Params) {
+    fn page_statement(
+        &self,
+        holds: &TableHolds,
+        page: Page<'_>,
+        careful: bool,
+    ) -> (String, Params) {
         let a = spi::quote_identifier(&self.anchor);
         let t = &self.qualified;
         let mut params = Params::with(self.base_args());
         let limit = params.push(crate::gucs::batch_size()); // the page's LIMIT
-        // `base`: what makes a row a candidate (rechecked on the version a
-        // change or a lock finds); `conds`: plus the position
+                                                            // `base`: what makes a row a candidate (rechecked on the version a
+                                                            // change or a lock finds); `conds`: plus the position
         let base = self.expiry_conditions(true).join("\n   AND ");
         let mut conds = base.clone();
         let (order, last_order) = match page {
@@ -1515,7 +1524,8 @@ fn run_retention(
             match run_policy(&name, as_of, dry_run, TriggeredBy::Manual) {
                 Ok(s) => out.push((name, relid, action, Some(s.rows), Some(s.held))),
                 Err(e) => {
-                    if policy.is_some() && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+                    if policy.is_some()
+                        && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
                         && e.message.contains("already running")
                     {
                         return Err(e);

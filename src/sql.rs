@@ -105,10 +105,21 @@ impl FromDatum for Value {
         let mut typlen: i16 = 0;
         let mut typbyval = false;
         pg_sys::get_typlenbyval(typoid, &mut typlen, &mut typbyval);
-        let datum = if typlen == -1 {
+        let datum = if typbyval {
+            datum
+        } else if typlen == -1 {
             pg_sys::Datum::from(pg_sys::pg_detoast_datum_copy(datum.cast_mut_ptr()))
         } else {
-            pg_sys::datumCopy(datum, typbyval, typlen as i32)
+            // fixed length by reference, or a C string (-2)
+            let src = datum.cast_mut_ptr::<u8>();
+            let len = if typlen == -2 {
+                std::ffi::CStr::from_ptr(src.cast()).to_bytes_with_nul().len()
+            } else {
+                typlen as usize
+            };
+            let dst = pg_sys::palloc(len).cast::<u8>();
+            std::ptr::copy_nonoverlapping(src, dst, len);
+            pg_sys::Datum::from(dst)
         };
         Some(Value {
             datum,

@@ -833,7 +833,13 @@ impl Eraser<'_> {
                 continue;
             }
             let keys = as_owner(owner, || {
-                key_arrays(&qname, "p__", &fk.parent_cols, &format!("p__.{pred}"), &self.params())
+                key_arrays(
+                    &qname,
+                    "p__",
+                    &fk.parent_cols,
+                    &format!("p__.{pred}"),
+                    &self.params(),
+                )
             })?;
             let Some(keys) = keys else {
                 continue;
@@ -877,7 +883,10 @@ impl Eraser<'_> {
             let m = key_match("c__", &fk.child_cols, &fk.ops, &keys, false, &mut params);
             let n = as_owner(fk.child_owner, || {
                 count(
-                    &format!("SELECT pg_catalog.count(*) FROM {} AS c__ WHERE {m}", fk.child_qname),
+                    &format!(
+                        "SELECT pg_catalog.count(*) FROM {} AS c__ WHERE {m}",
+                        fk.child_qname
+                    ),
                     &params,
                 )
             })?;
@@ -904,7 +913,10 @@ impl Eraser<'_> {
         for comp in comps {
             let single = comp.len() == 1 && {
                 let relid = self.tables[comp[0]].relid;
-                !self.fks.iter().any(|f| f.child == relid && f.parent == relid)
+                !self
+                    .fks
+                    .iter()
+                    .any(|f| f.child == relid && f.parent == relid)
             };
             if single {
                 self.erase_table(comp[0], &mut out)?;
@@ -956,7 +968,14 @@ impl Eraser<'_> {
             }
             for (fi, arrays) in &ext {
                 let fk = &fks[*fi];
-                parts.push(key_match("p__", &fk.parent_cols, &fk.ops, arrays, true, params));
+                parts.push(key_match(
+                    "p__",
+                    &fk.parent_cols,
+                    &fk.ops,
+                    arrays,
+                    true,
+                    params,
+                ));
             }
             if parts.is_empty() {
                 "false".into()
@@ -1077,7 +1096,14 @@ impl Eraser<'_> {
             }
             for (fi, arrays) in &ext {
                 let fk = &self.fks[*fi];
-                parts.push(key_match("p__", &fk.parent_cols, &fk.ops, arrays, true, &mut params));
+                parts.push(key_match(
+                    "p__",
+                    &fk.parent_cols,
+                    &fk.ops,
+                    arrays,
+                    true,
+                    &mut params,
+                ));
             }
             let kept = if parts.is_empty() {
                 Vec::new()
@@ -1102,7 +1128,8 @@ impl Eraser<'_> {
         loop {
             let mut grew = false;
             for fk in fks {
-                let (Some(ci), Some(pi)) = (self.subject_index(fk.child), self.subject_index(fk.parent))
+                let (Some(ci), Some(pi)) =
+                    (self.subject_index(fk.child), self.subject_index(fk.parent))
                 else {
                     continue;
                 };
@@ -1184,8 +1211,12 @@ impl Eraser<'_> {
                 "p__.ctid = ANY (CAST({r} AS pg_catalog.tid[])) AND NOT p__.ctid = ANY (CAST({k} AS pg_catalog.tid[]))"
             );
             let stmt = match &self.modes[i] {
-                Mode::Delete => format!("DELETE FROM {} AS p__ WHERE {target} RETURNING 1", t.qname),
-                Mode::Anonymize { sets, .. } if sets.is_empty() => "SELECT 1 WHERE false".to_string(),
+                Mode::Delete => {
+                    format!("DELETE FROM {} AS p__ WHERE {target} RETURNING 1", t.qname)
+                }
+                Mode::Anonymize { sets, .. } if sets.is_empty() => {
+                    "SELECT 1 WHERE false".to_string()
+                }
                 Mode::Anonymize { sets, needs_change } => format!(
                     "UPDATE {} AS p__ SET {} WHERE {target} AND ({}) RETURNING 1",
                     t.qname,

@@ -148,7 +148,9 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
         }
     }
     if let Some(m) = &parsed.anonymize {
-        check_method_fits(m, typid, &typname, &attname, notnull, check_refs, info.owner)?;
+        check_method_fits(
+            m, typid, &typname, &attname, notnull, check_refs, info.owner,
+        )?;
         if check_refs {
             check_owner_may_apply(m, relid, typid, info.owner)?;
         }

@@ -142,7 +142,9 @@ mod tests {
             one::<i64>("SELECT count(*) FROM privacy.retention_policies"),
             Some(0)
         );
-        let (_, msg) = policy_filter("table_to_xml('public.v'::regclass, true, false, '') IS NOT NULL").unwrap();
+        let (_, msg) =
+            policy_filter("table_to_xml('public.v'::regclass, true, false, '') IS NOT NULL")
+                .unwrap();
         assert!(msg.contains("table_to_xml"), "{msg}");
         let (_, msg) = policy_filter("public.is_free(plan)").unwrap();
         assert!(msg.contains("not built in"), "{msg}");
@@ -153,9 +155,8 @@ mod tests {
     #[pg_test]
     fn security_allow_list_functions_one_by_one() {
         use crate::filters::{function_refusal, is_time_comparison, type_allowed};
-        let oid = |sig: &str| {
-            one::<pg_sys::Oid>(&format!("SELECT '{sig}'::regprocedure::oid")).unwrap()
-        };
+        let oid =
+            |sig: &str| one::<pg_sys::Oid>(&format!("SELECT '{sig}'::regprocedure::oid")).unwrap();
         for ok in [
             "texteq(text, text)",
             "now()",
@@ -201,10 +202,14 @@ mod tests {
         run("SELECT privacy.mark_subject('public.people', 'id')");
         run("SET LOCAL standard_conforming_strings = off");
         // as written with it on: name = 'a\' AND name <> ' OR s.pwn() IS NULL --'
-        run(r"SELECT privacy.place_hold('public.people', E'name = ''a\\'' AND name <> '' OR s.pwn() IS NULL --''', 'case')");
+        run(
+            r"SELECT privacy.place_hold('public.people', E'name = ''a\\'' AND name <> '' OR s.pwn() IS NULL --''', 'case')",
+        );
         run("SELECT privacy.add_retention_policy('public.people', '1 day', 'gone', name => 'people')");
         assert_eq!(
-            one::<i64>("SELECT held FROM privacy.run_retention('people', '2026-01-01', dry_run => true)"),
+            one::<i64>(
+                "SELECT held FROM privacy.run_retention('people', '2026-01-01', dry_run => true)"
+            ),
             Some(1)
         );
         run("SELECT count(*) FROM privacy.forget_subject('1', dry_run => true)");
@@ -240,7 +245,8 @@ mod tests {
                 Spi::run("SELECT set_config('search_path', 'evil, pg_catalog', false)").unwrap();
                 Spi::run("SELECT set_config('work_mem', '77MB', false)").unwrap();
                 let who = Spi::get_one::<String>("SELECT current_user::text").unwrap();
-                let timeout = Spi::get_one::<String>("SELECT current_setting('lock_timeout')").unwrap();
+                let timeout =
+                    Spi::get_one::<String>("SELECT current_setting('lock_timeout')").unwrap();
                 (who, timeout)
             });
         assert_eq!(inside.0.as_deref(), Some("sec_scope_owner"));
@@ -289,7 +295,8 @@ mod tests {
             "22023",
         );
         assert_sqlstate("SELECT privacy.mark_subject('tmp_people', 'id')", "22023");
-        let (_, msg) = error_of("SELECT privacy.tag_column('tmp_people', 'email', ARRAY['service'])").unwrap();
+        let (_, msg) =
+            error_of("SELECT privacy.tag_column('tmp_people', 'email', ARRAY['service'])").unwrap();
         assert!(msg.contains("temporary"), "{msg}");
         // removing a label (none) is harmless
         run("SECURITY LABEL FOR privacy ON COLUMN tmp_people.id IS NULL");
