@@ -330,12 +330,15 @@ pub fn role_may_execute(role: pg_sys::Oid, signature: &str) -> PResult<Option<bo
 
 /// Check that the hash functions `planned` needs can run for `role`: the
 /// role may execute them (42501) and key `default` exists (42704). Cheap,
-/// done when a policy is created, when a run starts and before an erasure
-/// anonymizes.
+/// done when a policy is created and when a run starts.
 pub fn check_key_usable(planned: &[Planned], role: pg_sys::Oid, who: KeyUser) -> PResult<()> {
-    if !needs_key(planned) {
-        return Ok(());
-    }
+    check_may_hash(planned, role, who)?;
+    check_key_exists(planned)
+}
+
+/// Check that `role` may execute the keyed-hash functions `planned` uses
+/// (42501 otherwise, with the GRANT to make).
+pub fn check_may_hash(planned: &[Planned], role: pg_sys::Oid, who: KeyUser) -> PResult<()> {
     let mut funcs: Vec<&str> = Vec::new();
     for p in planned {
         if let Some(f) = hash_function(&p.method, p.type_oid) {
@@ -354,6 +357,14 @@ pub fn check_key_usable(planned: &[Planned], role: pg_sys::Oid, who: KeyUser) ->
             Some(false) => return Err(execute_refused(f, role, who)),
             Some(true) => {}
         }
+    }
+    Ok(())
+}
+
+/// Check that key `default`, which `planned` hashes with, exists (42704).
+pub fn check_key_exists(planned: &[Planned]) -> PResult<()> {
+    if !needs_key(planned) {
+        return Ok(());
     }
     let key_exists = crate::security::as_extension_owner(|| {
         Ok(Spi::get_one_with_args::<bool>(

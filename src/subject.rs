@@ -607,18 +607,32 @@ fn is_legal(tag: &ColumnTag, legal: &[String]) -> bool {
     tag.label.purposes.iter().any(|p| legal.contains(p))
 }
 
-fn plan_mode(t: &SubjectTable, legal: &[String]) -> PResult<Mode> {
+fn plan_mode(t: &SubjectTable, legal: &[String], subject: &str) -> PResult<Mode> {
     if !t.tags.iter().any(|c| is_legal(c, legal)) {
         return Ok(Mode::Delete);
     }
     let planned = crate::anonymize::plan(t.relid, None)?;
-    if t.predicate.is_some() {
-        // the table's rows get hashed with a key its owner must be allowed to use
-        crate::anonymize::check_key_usable(
+    if let Some(pred) = &t.predicate {
+        // The table's rows get hashed with a key its owner must be allowed
+        // to use (else the owner, writing chosen values, would read back
+        // their pseudonyms). Refused only when the subject has rows there:
+        // one table cannot block every other erasure.
+        if let Err(e) = crate::anonymize::check_may_hash(
             &planned,
             t.owner,
             crate::anonymize::KeyUser::TableOwner(t.relid),
-        )?;
+        ) {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {} AS p__ WHERE p__.{pred})",
+                t.qname
+            );
+            let present = as_owner(t.owner, || {
+                Ok(crate::sql::opt::<bool>(&sql, &[subject.into()])?.unwrap_or(false))
+            })?;
+            if present {
+                return Err(e);
+            }
+        }
     }
     let rewrites: Vec<_> = planned.into_iter().map(|p| p.rewrite).collect();
     let mut sets = Vec::new();
@@ -1354,12 +1368,12 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
     // Everything the caller must be allowed, checked before any change.
     let mut modes = Vec::with_capacity(tables.len());
     for t in &tables {
-        let mode = plan_mode(t, &legal)?;
         if t.predicate.is_some() {
             refuse_row_security(t, "erasure")?;
-            let write = match mode {
-                Mode::Delete => "DELETE",
-                Mode::Anonymize { .. } => "UPDATE",
+            let write = if t.tags.iter().any(|c| is_legal(c, &legal)) {
+                "UPDATE"
+            } else {
+                "DELETE"
             };
             let granted = |privilege: &str| match privilege {
                 "SELECT" => t.can_select,
@@ -1377,7 +1391,7 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
             }
             as_owner(t.owner, || refuse_owner_row_security(t, "erasure"))?;
         }
-        modes.push(mode);
+        modes.push(plan_mode(t, &legal, subject)?);
     }
     // A foreign-key cycle holding rows of the subject is erased in one
     // statement, by one owner.
