@@ -51,9 +51,9 @@ check "the refused erasure fails" is 42501 "$(state_of policy_owner "SELECT coun
 line=$(audit_lines | grep '"action":"forget_subject"' | grep '"outcome":"refused"' | tail -1)
 check "the refused erasure is in the server log" contains "$line" '"sqlstate":"42501"'
 check "by its actor" contains "$line" '"actor":"policy_owner"'
-check "a refused tag is in the server log" is 42501 \
+check "a tag by a role that does not own the table is refused" is 42501 \
     "$(state_of backoffice "SELECT privacy.tag_column('public.contacts', 'name', ARRAY['service'])")"
-check "as a refusal" contains "$(audit_lines | grep '"action":"tag_column"' | tail -1)" '"outcome":"refused"'
+check "the refused tag is in the server log, as a refusal" contains "$(audit_lines | grep '"action":"tag_column"' | tail -1)" '"outcome":"refused"'
 
 all=$(audit_lines)
 check "no audit line holds the subject in clear" lacks "$all" 'zz-secret-77'

@@ -24,6 +24,8 @@ as app_owner >/dev/null <<'SQL'
 CREATE SCHEMA app;
 CREATE TABLE app.log (who text, what text, outcome text);
 CREATE TABLE app.stolen (v text);
+-- writable by all: the trigger, whoever it runs as, can record what it got
+GRANT INSERT ON app.log, app.stolen TO PUBLIC;
 CREATE FUNCTION app.steal() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   BEGIN
@@ -31,6 +33,12 @@ BEGIN
     INSERT INTO app.log VALUES (current_user, 'read vault.secret', 'read');
   EXCEPTION WHEN OTHERS THEN
     INSERT INTO app.log VALUES (current_user, 'read vault.secret', SQLSTATE);
+  END;
+  BEGIN
+    CREATE TEMP TABLE app_scratch (x int);
+    INSERT INTO app.log VALUES (current_user, 'temp table', 'done');
+  EXCEPTION WHEN OTHERS THEN
+    INSERT INTO app.log VALUES (current_user, 'temp table', SQLSTATE);
   END;
   BEGIN
     SET ROLE backoffice;
@@ -74,6 +82,9 @@ check "the trigger could not read the vault" is 42501 \
     "$(pq "SELECT string_agg(DISTINCT outcome, ',') FROM app.log WHERE what = 'read vault.secret'")"
 check "the trigger could not SET ROLE" is 42501 \
     "$(pq "SELECT string_agg(DISTINCT outcome, ',') FROM app.log WHERE what = 'set role'")"
+check "the trigger ran restricted (no temporary table, which its owner may create)" is 42501 \
+    "$(pq "SELECT string_agg(DISTINCT outcome, ',') FROM app.log WHERE what = 'temp table'")"
+check "control: the owner may create temporary tables" is "" "$(state_of app_owner "CREATE TEMP TABLE x (i int)")"
 check "ANONYMIZE FUNCTION ran as the table's owner" is "app_owner" \
     "$(pq "SELECT string_agg(DISTINCT who, ',') FROM app.log WHERE what = 'mask'")"
 check "nothing was stolen" is 0 "$(pq "SELECT count(*) FROM app.stolen")"

@@ -42,6 +42,7 @@ INSERT INTO app.accounts SELECT g, 'u' || g || '@example.com', now() - interval 
 INSERT INTO app.accounts SELECT g, 'u' || g || '@example.com', now()
   FROM generate_series(21, 25) g;
 CREATE TABLE app.trigger_log (who text, path text);
+GRANT INSERT, SELECT ON app.trigger_log TO PUBLIC;
 CREATE FUNCTION app.on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM pg_catalog.set_config('search_path', 'app, pg_catalog', false);
@@ -60,6 +61,18 @@ as app_owner -c "SET search_path = app, pg_catalog" \
     -c "SELECT count(*) FROM pg_catalog.pg_extension WHERE extname = 'pg_privacy'" >/dev/null
 check "control: the planted operator captures a plain query" is t "$(pq "SELECT count(*) > 0 FROM app.side")"
 pq "TRUNCATE app.side" >/dev/null
+
+# the attack as reported: the superuser's own path is the default; during
+# the run the owner's trigger puts its schema first with set_config(…, false)
+out=$(as postgres -c "SELECT count(*) FROM privacy.run_retention()" -c "SHOW search_path" 2>&1)
+check "a run whose trigger changes the path succeeds" no_error "$out"
+check "the trigger ran and changed the path inside the run" is "app_owner|app, pg_catalog" \
+    "$(pq "SELECT DISTINCT who || '|' || path FROM app.trigger_log")"
+check "the trigger's setting did not survive the run" is '"$user", public' "$(tail -1 <<<"$out")"
+check "no planted operator ran after the trigger" is 0 "$(pq "SELECT count(*) FROM app.side")"
+check "the owner is not a superuser after the run" is f \
+    "$(pq "SELECT rolsuper FROM pg_roles WHERE rolname = 'app_owner'")"
+check "the run purged the expired rows" is 5 "$(pq "SELECT count(*) FROM app.accounts")"
 
 # the superuser calls pg_privacy with the owner's schema first on its path
 out=$(as postgres -c "SET search_path = app, pg_catalog" \

@@ -40,6 +40,9 @@ check "the filter is one harmless expression, accepted as a hold" is "" \
 out=$(as backoffice -c "SET standard_conforming_strings = off" -c "SELECT count(*) FROM privacy.forget_subject('1')" \
         -c "SELECT count(*) FROM privacy.forget_subject('2')" 2>&1)
 check "erasures in a session with the setting off work" no_error "$out"
+check "the erasures kept the held row and deleted the other" is 'a\,c' \
+    "$(pq "SELECT string_agg(name, ',' ORDER BY id) FROM public.people")"
+check "the function never ran in the erasures" is 0 "$(pq "SELECT count(*) FROM s.pwned")"
 out=$(as postgres -c "SET standard_conforming_strings = off" -c "SELECT rows || '|' || held FROM privacy.run_retention('people')" 2>&1)
 check "a run in such a session deletes the unheld row, keeps the held one" is "1|1" "$out"
 check "the held row is the one the filter names" is 'a\' "$(pq "SELECT string_agg(name, ',') FROM public.people")"
