@@ -332,7 +332,7 @@ pub fn check_privileges_of(role: pg_sys::Oid, relid: pg_sys::Oid, action: Action
                 regclass_text(relid)
             ))
             .with_hint(format!(
-                "A {} policy needs SELECT and {} on the table: it runs with its owner's privileges.",
+                "A {} policy needs SELECT and {} on the table: it never does more than its owner could do by hand.",
                 action.as_str(),
                 action.privilege()
             ));
@@ -344,6 +344,25 @@ pub fn check_privileges_of(role: pg_sys::Oid, relid: pg_sys::Oid, action: Action
             }
             return Err(e);
         }
+    }
+    check_row_security_of(role, relid)
+}
+
+/// Refuse (42501) a table where row-level security filters `role`'s view:
+/// the run's statements execute as the table's owner, who is not subject to
+/// the table's policies (unless it forces them on itself), so the policy
+/// would purge rows its owner could neither see nor delete by hand.
+pub fn check_row_security_of(role: pg_sys::Oid, relid: pg_sys::Oid) -> PResult<()> {
+    let filtered = security::Scope::as_role(role).restricted().run(|| {
+        crate::sql::opt::<bool>("SELECT pg_catalog.row_security_active($1)", &[relid.into()])
+    })?;
+    if filtered == Some(true) {
+        return Err(PrivacyError::insufficient_privilege(format!(
+            "row-level security is active on table {} for role \"{}\": a retention policy could change rows that role cannot see",
+            regclass_text(relid),
+            role_name(role)
+        ))
+        .with_hint("Retention runs as the table's owner: create the policy as the table's owner or as a role with BYPASSRLS."));
     }
     Ok(())
 }

@@ -372,6 +372,7 @@ fn check_owners(
         // the precise error (which privilege, whose)
         policies::check_privileges_of(policy_owner, relid, action)?;
     }
+    policies::check_row_security_of(policy_owner, relid)?;
     Ok(table_owner)
 }
 

@@ -113,7 +113,9 @@ impl FromDatum for Value {
             // fixed length by reference, or a C string (-2)
             let src = datum.cast_mut_ptr::<u8>();
             let len = if typlen == -2 {
-                std::ffi::CStr::from_ptr(src.cast()).to_bytes_with_nul().len()
+                std::ffi::CStr::from_ptr(src.cast())
+                    .to_bytes_with_nul()
+                    .len()
             } else {
                 typlen as usize
             };

@@ -632,6 +632,12 @@ fn plan_mode(t: &SubjectTable, legal: &[String], subject: &str) -> PResult<Mode>
             if present {
                 return Err(e);
             }
+            // nothing to hash here, and a statement naming the function
+            // would be refused even for no row
+            return Ok(Mode::Anonymize {
+                sets: Vec::new(),
+                needs_change: Vec::new(),
+            });
         }
     }
     let rewrites: Vec<_> = planned.into_iter().map(|p| p.rewrite).collect();

@@ -338,26 +338,74 @@ mod tests {
             one::<String>("SELECT memo FROM public.ledger").as_deref(),
             Some("chosen value")
         );
+        // a subject without rows there is not held up by that table
+        run("INSERT INTO public.ledger VALUES (2, 2, 20, 'other')");
+        run("SELECT * FROM privacy.forget_subject('3')");
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.ledger"), Some(2));
         // granted: the erasure pseudonymizes
         run("GRANT EXECUTE ON FUNCTION privacy.pseudonymize(text, text) TO sec_oracle_owner");
         run("SELECT * FROM privacy.forget_subject('1')");
         assert_eq!(
-            one::<bool>("SELECT memo = privacy.pseudonymize('chosen value') FROM public.ledger"),
+            one::<bool>(
+                "SELECT memo = privacy.pseudonymize('chosen value') FROM public.ledger WHERE id = 1"
+            ),
             Some(true)
         );
     }
 
     #[pg_test]
-    fn security_audit_line_function_is_pure() {
-        let l = crate::audit::log_line(
-            "forget_subject",
-            "a",
-            "b",
-            Some("p"),
-            crate::audit::Outcome::Ok,
-            "00000",
-            &serde_json::json!({ "dry_run": false }),
+    fn security_retention_refuses_a_policy_owner_filtered_by_row_security() {
+        run("CREATE ROLE sec_rls_owner");
+        run("CREATE ROLE sec_rls_tenant");
+        run("GRANT USAGE ON SCHEMA privacy TO sec_rls_tenant, sec_rls_owner");
+        run("CREATE TABLE public.notes (id int PRIMARY KEY, tenant text, at date)");
+        run("INSERT INTO public.notes VALUES (1, 'a', '2000-01-01'), (2, 'b', '2000-01-01'), (3, 'b', '2000-01-01')");
+        run("ALTER TABLE public.notes OWNER TO sec_rls_owner");
+        run("GRANT SELECT, DELETE ON public.notes TO sec_rls_tenant");
+        // the tenant creates its policy before row-level security is on
+        run("SET LOCAL ROLE sec_rls_tenant");
+        run("SELECT privacy.add_retention_policy('public.notes', '1 day', 'at', name => 'tenant_p')");
+        run("RESET ROLE");
+        run("ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY");
+        run("CREATE POLICY own ON public.notes TO sec_rls_tenant USING (tenant = 'a')");
+        // control: by hand the tenant deletes only what it sees
+        run("SET LOCAL ROLE sec_rls_tenant");
+        let deleted = one::<i64>(
+            "WITH d AS (DELETE FROM public.notes WHERE id >= 2 RETURNING 1) SELECT count(*) FROM d",
         );
-        assert!(l.starts_with(crate::audit::LOG_PREFIX));
+        assert_eq!(deleted, Some(0));
+        // the run (as the table's owner, who bypasses the policy) is
+        // refused: failed, recorded, nothing deleted
+        assert_eq!(
+            one::<bool>("SELECT rows IS NULL FROM privacy.run_retention('tenant_p', '2026-01-01')"),
+            Some(true)
+        );
+        // and so is a new policy
+        assert_sqlstate(
+            "SELECT privacy.add_retention_policy('public.notes', '2 days', 'at', name => 'tenant_q')",
+            "42501",
+        );
+        run("RESET ROLE");
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.notes"), Some(3));
+        let recorded = one::<String>(
+            "SELECT status || ': ' || error FROM privacy.retention_runs WHERE policy = 'tenant_p' ORDER BY run_id DESC LIMIT 1",
+        )
+        .unwrap_or_default();
+        assert!(
+            recorded.starts_with("failed: ")
+                && recorded.contains("row-level security")
+                && recorded.contains("42501"),
+            "{recorded}"
+        );
+        // the table's owner is not filtered: its policy runs
+        run("SET LOCAL ROLE sec_rls_owner");
+        run(
+            "SELECT privacy.add_retention_policy('public.notes', '1 day', 'at', name => 'owner_p')",
+        );
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('owner_p', '2026-01-01')"),
+            Some(3)
+        );
+        run("RESET ROLE");
     }
 }
