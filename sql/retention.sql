@@ -7,7 +7,7 @@ CREATE TABLE privacy.retention_policy_defs (
     name              text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
     table_name        regclass NOT NULL,
     anchor            name NOT NULL,
-    keep_for          interval NOT NULL CHECK (keep_for > interval '0'),
+    keep_for          interval NOT NULL CHECK (keep_for >= interval '0'),
     action            text NOT NULL CHECK (action IN ('delete', 'anonymize')),
     row_filter        text,
     purpose           text,

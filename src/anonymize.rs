@@ -101,16 +101,7 @@ fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Pl
             Some(m) => m.clone(),
             None if !tag.not_null => Method::Null,
             None if default_pseudonymizable(tag.type_oid) => Method::Pseudonymize,
-            None => {
-                return Err(PrivacyError::invalid_parameter(format!(
-                    "column \"{}\" of table {} is NOT NULL {typname} and has no ANONYMIZE method",
-                    tag.name,
-                    regclass_text(relid)
-                ))
-                .with_hint(
-                    "Tag it with an explicit method, e.g. ANONYMIZE CONSTANT '…' or ANONYMIZE FUNCTION schema.func.",
-                ));
-            }
+            None => return Err(no_default_method(relid, &tag.name, tag.type_oid, &typname)),
         };
         if matches!(method, Method::Null) && tag.not_null {
             return Err(PrivacyError::invalid_parameter(format!(
@@ -129,6 +120,49 @@ fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Pl
         });
     }
     Ok(out)
+}
+
+/// 22023 for a NOT NULL column without a method that no default fits: the
+/// message says which column, the detail why (NOT NULL, and the type), the
+/// hint a method that works for its type.
+pub fn no_default_method(
+    relid: pg_sys::Oid,
+    column: &str,
+    typid: pg_sys::Oid,
+    typname: &str,
+) -> PrivacyError {
+    let example = suggested_method(typid);
+    PrivacyError::invalid_parameter(format!(
+        "column \"{column}\" of table {} needs an ANONYMIZE method",
+        regclass_text(relid)
+    ))
+    .with_detail(format!(
+        "The column is NOT NULL, so it cannot be set to NULL, and PSEUDONYMIZE, the default for NOT NULL columns, applies to text, varchar, uuid and integer columns, not to {typname}."
+    ))
+    .with_hint(format!(
+        "Add a method to the column's tag, e.g. ANONYMIZE {example}."
+    ))
+}
+
+/// A method that fits a column of type `typid` (for hints).
+pub fn suggested_method(typid: pg_sys::Oid) -> &'static str {
+    match typid {
+        t if t == pg_sys::BOOLOID => "CONSTANT 'false'",
+        t if t == pg_sys::NUMERICOID
+            || t == pg_sys::FLOAT4OID
+            || t == pg_sys::FLOAT8OID
+            || t == pg_sys::INT2OID
+            || t == pg_sys::INT4OID
+            || t == pg_sys::INT8OID =>
+        {
+            "CONSTANT '0'"
+        }
+        t if t == pg_sys::DATEOID || t == pg_sys::TIMESTAMPOID || t == pg_sys::TIMESTAMPTZOID => {
+            "TRUNCATE year"
+        }
+        t if t == pg_sys::TEXTOID || t == pg_sys::VARCHAROID => "CONSTANT 'redacted'",
+        _ => "CONSTANT '<a value of the type>' or FUNCTION schema.func",
+    }
 }
 
 /// Whether any planned column uses the keyed hash (needs the key).

@@ -3,7 +3,7 @@
 //!
 //! | setting                  | default | context | meaning                                   |
 //! |--------------------------|---------|---------|-------------------------------------------|
-//! | `privacy.worker_enabled` | on      | SIGHUP  | the background worker starts new runs     |
+//! | `privacy.worker_enabled` | on      | SUSET   | the background worker starts new runs (server-wide, or per database with `ALTER DATABASE … SET`) |
 //! | `privacy.naptime`        | 60s     | SIGHUP  | how often the worker looks for due policies |
 //! | `privacy.batch_size`     | 10000   | SUSET   | rows per purge batch (worker and manual)  |
 //! | `privacy.lock_timeout`   | 1s      | SUSET   | max wait for a row/table lock per batch   |
@@ -33,9 +33,9 @@ pub fn init() {
     GucRegistry::define_bool_guc(
         c"privacy.worker_enabled",
         c"Whether the pg_privacy background worker starts new retention runs.",
-        c"When off, the launcher and per-database workers stay idle; runs in progress stop at the next batch boundary.",
+        c"When off in the server's configuration, the launcher and per-database workers stay idle and runs in progress stop at the next batch boundary; ALTER DATABASE ... SET privacy.worker_enabled = off pauses that database's worker from its next round.",
         &WORKER_ENABLED,
-        GucContext::Sighup,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
@@ -85,6 +85,38 @@ pub fn worker_enabled() -> bool {
     WORKER_ENABLED.get()
 }
 
+/// Whether this database's worker is paused by `ALTER DATABASE <db> SET
+/// privacy.worker_enabled = off` (also `ALTER ROLE ALL IN DATABASE`). Read
+/// from `pg_db_role_setting` at every round, since a running worker does
+/// not see a database setting made after it started. Needs a transaction.
+pub fn database_paused() -> crate::error::PResult<bool> {
+    let values: Vec<String> = crate::sql::rows(
+        "SELECT pg_catalog.substr(c, pg_catalog.strpos(c, '=') + 1)
+           FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) AS c
+          WHERE s.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d
+                                  WHERE d.datname = pg_catalog.current_database())
+            AND s.setrole = 0
+            AND pg_catalog.lower(pg_catalog.split_part(c, '=', 1)) = 'privacy.worker_enabled'",
+        &[],
+        |r| Ok(r.get::<String>(1)?.unwrap_or_default()),
+    )?;
+    Ok(values.iter().any(|v| parse_bool(v) == Some(false)))
+}
+
+/// PostgreSQL's `parse_bool`: true/false, yes/no and their prefixes, on,
+/// off (at least "of"), 1, 0; case-insensitive.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    let v = v.trim().to_ascii_lowercase();
+    let prefix_of = |word: &str, min: usize| v.len() >= min && word.starts_with(v.as_str());
+    if prefix_of("true", 1) || prefix_of("yes", 1) || v == "on" || v == "1" {
+        Some(true)
+    } else if prefix_of("false", 1) || prefix_of("no", 1) || prefix_of("off", 2) || v == "0" {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 pub fn naptime_secs() -> u64 {
     NAPTIME_S.get().max(1) as u64
 }
@@ -103,4 +135,24 @@ pub fn batch_delay_ms() -> u64 {
 
 pub fn max_workers() -> usize {
     MAX_WORKERS.get().max(1) as usize
+}
+
+#[cfg(test)]
+mod unit {
+    use super::parse_bool;
+
+    #[test]
+    fn booleans_parse_like_postgres() {
+        for v in [
+            "off", "OFF", "of", "false", "f", "fal", "no", "n", "0", " off ",
+        ] {
+            assert_eq!(parse_bool(v), Some(false), "{v}");
+        }
+        for v in ["on", "true", "t", "yes", "y", "1", "TRUE"] {
+            assert_eq!(parse_bool(v), Some(true), "{v}");
+        }
+        for v in ["o", "", "banana", "2", "offf"] {
+            assert_eq!(parse_bool(v), None, "{v}");
+        }
+    }
 }

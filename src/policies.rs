@@ -12,7 +12,7 @@
 //!
 //! Everything is validated up front: the table exists and is a plain table
 //! (42P01, 22023), the anchor column exists (42703) and is date, timestamp
-//! or timestamptz (42804), `keep_for` is positive, the action, purpose and
+//! or timestamptz (42804), `keep_for` is zero or positive, the action, purpose and
 //! row_filter are valid (22023), the creator holds SELECT and DELETE
 //! (delete) or UPDATE (anonymize) on the table (42501), and an anonymize
 //! policy has columns to rewrite with a usable method and key. A NOTICE
@@ -247,15 +247,14 @@ pub fn anchor_indexed(relid: pg_sys::Oid, attnum: i16) -> PResult<bool> {
     .unwrap_or(false))
 }
 
+/// `keep_for` may be zero ("deleted at once": a row expires as soon as its
+/// anchor is reached), never negative, nor mixed ('1 month -3 days').
 fn check_keep_for(keep_for: &Interval) -> PResult<()> {
     if keep_for.months() < 0 || keep_for.days() < 0 || keep_for.micros() < 0 {
         return Err(
             PrivacyError::invalid_parameter("keep_for must not have negative parts")
-                .with_hint("Write a positive interval such as '30 days' or '1 year'."),
+                .with_hint("Write zero or a positive interval such as '30 days' or '1 year'."),
         );
-    }
-    if keep_for.months() == 0 && keep_for.days() == 0 && keep_for.micros() == 0 {
-        return Err(PrivacyError::invalid_parameter("keep_for must be positive"));
     }
     Ok(())
 }
@@ -398,6 +397,11 @@ fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
 }
 
 /// `privacy.add_retention_policy(...)`: returns the policy's name.
+///
+/// A new enabled policy is due at once (`next_run_at` = its creation time):
+/// the worker runs it at its next round. `enabled => false` creates it
+/// disabled, to look at it first (`run_retention(name, dry_run => true)`)
+/// and enable it with `alter_retention_policy(name, enabled => true)`.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn add_retention_policy(
@@ -409,6 +413,7 @@ fn add_retention_policy(
     purpose: default!(Option<String>, "NULL"),
     name: default!(Option<String>, "NULL"),
     schedule_interval: default!(Option<Interval>, "'1 hour'"),
+    enabled: default!(Option<bool>, "true"),
 ) -> String {
     audit::entry("add_retention_policy", || {
         let relid = need(tbl, "tbl")?.0;
@@ -416,6 +421,7 @@ fn add_retention_policy(
         let anchor = need(anchor, "anchor")?;
         let action = Action::parse(&need(action, "action")?)?;
         let schedule = need(schedule_interval, "schedule_interval")?;
+        let enabled = need(enabled, "enabled")?;
         check_table(relid)?;
         let (attnum, _) = anchor_info(relid, anchor.as_str())?;
         check_keep_for(&keep_for)?;
@@ -464,8 +470,8 @@ fn add_retention_policy(
             Spi::run_with_args(
                 "INSERT INTO privacy.retention_policy_defs
                     (name, table_name, anchor, keep_for, action, row_filter, purpose,
-                     schedule_interval, owner)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::pg_catalog.oid::pg_catalog.regrole)",
+                     schedule_interval, owner, enabled)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::pg_catalog.oid::pg_catalog.regrole, $10)",
                 &[
                     name.as_str().into(),
                     Regclass(relid).into(),
@@ -476,6 +482,7 @@ fn add_retention_policy(
                     purpose.clone().into(),
                     schedule.into(),
                     owner.into(),
+                    enabled.into(),
                 ],
             )?;
             Ok(())
@@ -504,7 +511,7 @@ fn add_retention_policy(
                 "table": regclass_text(relid), "anchor": anchor.as_str(),
                 "keep_for": keep_for.to_string(), "action": action.as_str(),
                 "row_filter": row_filter, "purpose": purpose,
-                "schedule_interval": schedule.to_string(),
+                "schedule_interval": schedule.to_string(), "enabled": enabled,
             }),
         )?;
         Ok(name)

@@ -1401,8 +1401,13 @@ fn close_interrupted_runs_pinned() -> PResult<Vec<String>> {
     Ok(open.into_iter().map(|(_, p)| p).collect())
 }
 
-/// Enabled policies due at `now` (next_run_at <= now), earliest first.
+/// Enabled policies due at `now` (next_run_at <= now), earliest first;
+/// none while the database's worker is paused (`ALTER DATABASE … SET
+/// privacy.worker_enabled = off`, see `gucs::database_paused`).
 pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>> {
+    if crate::gucs::database_paused()? {
+        return Ok(Vec::new());
+    }
     as_extension_owner(|| {
         crate::sql::rows(
             "SELECT name FROM privacy.retention_policy_defs
@@ -1479,6 +1484,24 @@ fn warn_failed(policy: &str, e: &PrivacyError) {
     .report(pgrx::PgLogLevel::WARNING);
 }
 
+/// A real run purges only what is expired now: an `as_of` later than
+/// `now()` (the transaction's start, the default) is refused (22023). A dry
+/// run may look ahead.
+fn check_as_of(as_of: TimestampWithTimeZone, dry_run: bool) -> PResult<()> {
+    if dry_run {
+        return Ok(());
+    }
+    let future =
+        crate::sql::opt::<bool>("SELECT $1 > pg_catalog.now()", &[as_of.into()])?.unwrap_or(false);
+    if future {
+        return Err(PrivacyError::invalid_parameter(format!(
+            "as_of {as_of} is in the future: a real retention run cannot purge rows that are not yet due"
+        ))
+        .with_hint("Pass dry_run => true to see what a run at that time would do."));
+    }
+    Ok(())
+}
+
 /// `privacy.run_retention(policy, as_of, dry_run)`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn run_retention(
@@ -1498,6 +1521,7 @@ fn run_retention(
     let rows = audit::entry("run_retention", || -> PResult<Vec<RunRow>> {
         let as_of = as_of.ok_or_else(|| PrivacyError::null_value("as_of"))?;
         let dry_run = dry_run.ok_or_else(|| PrivacyError::null_value("dry_run"))?;
+        check_as_of(as_of, dry_run)?;
         let names = match &policy {
             Some(name) => {
                 let p = policies::require(name)?;

@@ -563,7 +563,8 @@ fn tag_column(
         }
         if let Some(a) = anonymize {
             label.anonymize = Some(
-                labels::parse_method(&a).map_err(|e| PrivacyError::invalid_parameter(e.message))?,
+                labels::parse_method(strip_anonymize_keyword(&a))
+                    .map_err(|e| PrivacyError::invalid_parameter(e.message))?,
             );
         }
         if label == Label::default() {
@@ -574,6 +575,21 @@ fn tag_column(
         }
         set_label(relid, col.as_str(), Some(&label))
     })
+}
+
+/// `tag_column`'s `anonymize` is the method (`CONSTANT 'x'`); the label's
+/// own spelling (`ANONYMIZE CONSTANT 'x'`) is accepted too.
+fn strip_anonymize_keyword(method: &str) -> &str {
+    let t = method.trim_start();
+    match t.get(..9) {
+        Some(kw)
+            if kw.eq_ignore_ascii_case("anonymize")
+                && t[9..].starts_with(|c: char| c.is_whitespace()) =>
+        {
+            t[9..].trim_start()
+        }
+        _ => method,
+    }
 }
 
 /// `privacy.mark_subject(tbl, col)`: adds SUBJECT to the column's tag.
@@ -624,4 +640,23 @@ fn _label_parts(
         Err(_) => (None, None, None, None),
     };
     TableIterator::once(row)
+}
+
+#[cfg(test)]
+mod unit {
+    use super::strip_anonymize_keyword;
+
+    #[test]
+    fn tag_column_accepts_the_label_spelling_of_a_method() {
+        assert_eq!(strip_anonymize_keyword("CONSTANT 'x'"), "CONSTANT 'x'");
+        assert_eq!(
+            strip_anonymize_keyword("ANONYMIZE CONSTANT 'x'"),
+            "CONSTANT 'x'"
+        );
+        assert_eq!(strip_anonymize_keyword("  anonymize\tEMAIL"), "EMAIL");
+        // not the keyword: left to the parser (which names the bad token)
+        assert_eq!(strip_anonymize_keyword("ANONYMIZED"), "ANONYMIZED");
+        assert_eq!(strip_anonymize_keyword("ANONYMIZE"), "ANONYMIZE");
+        assert_eq!(strip_anonymize_keyword("é"), "é");
+    }
 }

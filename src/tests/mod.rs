@@ -4,6 +4,7 @@
 mod keys;
 mod retention;
 mod security;
+mod semantics;
 mod subject;
 mod tags;
 

@@ -32,7 +32,7 @@ mod tests {
         );
         assert_eq!(
             one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.worker_enabled'").as_deref(),
-            Some("sighup")
+            Some("superuser")
         );
         assert_eq!(
             one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.batch_size'").as_deref(),
