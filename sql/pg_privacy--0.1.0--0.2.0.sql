@@ -29,3 +29,13 @@ CREATE FUNCTION privacy."add_retention_policy"(
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'add_retention_policy_wrapper';
+-- A dry run executes the real statements and rolls them back; a failed dry
+-- run is recorded as failed: retention_runs shows which runs were dry.
+CREATE OR REPLACE VIEW privacy.retention_runs AS
+SELECT r.run_id, r.policy, r.triggered_by, r.as_of, r.started_at, r.finished_at,
+       r.status, r.rows_affected, r.rows_held, r.batches, r.error, r.dry_run
+  FROM privacy.retention_run_log r
+ WHERE CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.oid = r.owner::pg_catalog.oid)
+            THEN pg_catalog.pg_has_role(r.owner::pg_catalog.oid, 'USAGE')
+            ELSE COALESCE((SELECT o.rolsuper FROM pg_catalog.pg_roles o WHERE o.rolname = current_user), false)
+       END;

@@ -90,7 +90,7 @@ SELECT pg_catalog.pg_extension_config_dump('privacy.retention_run_log_run_id_seq
 -- sees all.
 CREATE VIEW privacy.retention_runs AS
 SELECT r.run_id, r.policy, r.triggered_by, r.as_of, r.started_at, r.finished_at,
-       r.status, r.rows_affected, r.rows_held, r.batches, r.error
+       r.status, r.rows_affected, r.rows_held, r.batches, r.error, r.dry_run
   FROM privacy.retention_run_log r
  WHERE CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles o WHERE o.oid = r.owner::pg_catalog.oid)
             THEN pg_catalog.pg_has_role(r.owner::pg_catalog.oid, 'USAGE')

@@ -77,23 +77,47 @@ pub fn rewrites(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<C
         .collect())
 }
 
-/// Like [`rewrites`], with the method of each column. Type names are
-/// rendered under `search_path = pg_catalog, pg_temp`, as the SQL runs.
+/// The columns an `anonymize` retention policy rewrites (of `only_purpose`,
+/// when given), with the method of each, **and the table's SUBJECT column**:
+/// an anonymized row must not name its subject any more, so the link is
+/// rewritten with the column's method (its `ANONYMIZE`, else the default:
+/// NULL when nullable, PSEUDONYMIZE for NOT NULL text, uuid, integers), or
+/// the plan is refused (22023) saying why. Type names are rendered under
+/// `search_path = pg_catalog, pg_temp`, as the SQL runs.
 pub fn plan(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Planned>> {
+    let select = |l: &crate::labels::Label| match only_purpose {
+        Some(p) => l.purposes.iter().any(|x| x == p),
+        None => !l.purposes.is_empty() || l.anonymize.is_some(),
+    };
     crate::security::Scope::pinned()
         .qualified_names()
-        .run(|| plan_pinned(relid, only_purpose))
+        .run(|| plan_pinned(relid, &select, true))
 }
 
-fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Planned>> {
+/// The columns erasure rewrites in a row kept for a legal obligation:
+/// every tagged column (purposes or a method) except those tagged with one
+/// of the `legal` purposes, which are kept as they are and need no method.
+/// The SUBJECT column is the caller's (it unlinks it itself).
+pub fn plan_kept_rows(relid: pg_sys::Oid, legal: &[String]) -> PResult<Vec<Planned>> {
+    let select = |l: &crate::labels::Label| {
+        !l.purposes.iter().any(|p| legal.contains(p))
+            && (!l.purposes.is_empty() || l.anonymize.is_some())
+    };
+    crate::security::Scope::pinned()
+        .qualified_names()
+        .run(|| plan_pinned(relid, &select, false))
+}
+
+fn plan_pinned(
+    relid: pg_sys::Oid,
+    select: &dyn Fn(&crate::labels::Label) -> bool,
+    subject_link: bool,
+) -> PResult<Vec<Planned>> {
     let mut out = Vec::new();
     for tag in tags::table_tags(relid)? {
         let l = &tag.label;
-        let selected = match only_purpose {
-            Some(p) => l.purposes.iter().any(|x| x == p),
-            None => !l.purposes.is_empty() || l.anonymize.is_some(),
-        };
-        if !selected {
+        let link = subject_link && l.subject;
+        if !select(l) && !link {
             continue;
         }
         let (typmod, typname) = column_type(relid, tag.attnum)?;
@@ -101,8 +125,23 @@ fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Pl
             Some(m) => m.clone(),
             None if !tag.not_null => Method::Null,
             None if default_pseudonymizable(tag.type_oid) => Method::Pseudonymize,
+            None if link => {
+                return Err(PrivacyError::invalid_parameter(format!(
+                    "anonymized rows of table {} would still name their subject: SUBJECT column \"{}\" is NOT NULL and has no ANONYMIZE method",
+                    regclass_text(relid),
+                    tag.name
+                ))
+                .with_detail(format!(
+                    "Anonymization cuts the link to the subject; NULL cannot go into the column and PSEUDONYMIZE does not apply to {typname}."
+                ))
+                .with_hint(format!(
+                    "Give the column a method (ANONYMIZE {}), make it nullable, or use a delete policy.",
+                    suggested_method(tag.type_oid)
+                )));
+            }
             None => return Err(no_default_method(relid, &tag.name, tag.type_oid, &typname)),
         };
+        check_foreign_key(relid, tag.attnum, &tag.name, &method, tag.not_null, link)?;
         if matches!(method, Method::Null) && tag.not_null {
             return Err(PrivacyError::invalid_parameter(format!(
                 "column \"{}\" of table {} is NOT NULL and cannot be anonymized with NULL",
@@ -120,6 +159,57 @@ fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Pl
         });
     }
     Ok(out)
+}
+
+/// Refuse (22023) a method that would break a foreign key the column is
+/// part of: a pseudonym (PSEUDONYMIZE, EMAIL) or a truncated date is not a
+/// key of the referenced table. NULL (in a nullable column), a CONSTANT
+/// naming a placeholder row and a FUNCTION are the user's to choose. `link`:
+/// the column is the table's SUBJECT column, rewritten to cut the link.
+pub fn check_foreign_key(
+    relid: pg_sys::Oid,
+    attnum: i16,
+    column: &str,
+    method: &Method,
+    not_null: bool,
+    link: bool,
+) -> PResult<()> {
+    if !matches!(
+        method,
+        Method::Pseudonymize | Method::Email | Method::Truncate(_)
+    ) {
+        return Ok(());
+    }
+    let fk = Spi::get_two_with_args::<String, String>(
+        "SELECT c.conname::pg_catalog.text, CAST(CAST(c.confrelid AS pg_catalog.regclass) AS pg_catalog.text)
+           FROM pg_catalog.pg_constraint c
+          WHERE c.contype = 'f' AND c.conrelid = $1 AND $2 = ANY (c.conkey)
+          ORDER BY c.conname LIMIT 1",
+        &[relid.into(), attnum.into()],
+    );
+    let (Some(conname), Some(parent)) = fk.unwrap_or((None, None)) else {
+        return Ok(());
+    };
+    let table = regclass_text(relid);
+    let q = spi::quote_identifier(column);
+    let hint = if !not_null {
+        "Anonymize it with NULL (ANONYMIZE NULL): the foreign key accepts it.".to_string()
+    } else if link {
+        format!(
+            "Make the column nullable (ALTER TABLE {table} ALTER COLUMN {q} DROP NOT NULL) so anonymization sets it to NULL, point it at a placeholder row of {parent} with ANONYMIZE CONSTANT '<its key>', or use a delete policy."
+        )
+    } else {
+        format!(
+            "Leave the column untagged and anonymize the referenced row of {parent} instead (tag its columns), make the column nullable and use ANONYMIZE NULL, or point it at a placeholder row with ANONYMIZE CONSTANT '<its key>'."
+        )
+    };
+    Err(PrivacyError::invalid_parameter(format!(
+        "ANONYMIZE {method} would break foreign key \"{conname}\": column \"{column}\" of table {table} references {parent}"
+    ))
+    .with_detail(format!(
+        "The anonymized value would not be a key of {parent}, so the update would fail."
+    ))
+    .with_hint(hint))
 }
 
 /// 22023 for a NOT NULL column without a method that no default fits: the

@@ -915,12 +915,7 @@ impl Run {
         };
         let held = holds.predicate(&mut params);
         let held_expr = format!("COALESCE({}, false)", held.as_deref().unwrap_or("false"));
-        let (cand, act) = if self.dry_run {
-            (
-                "SELECT tid, held FROM scan".to_string(),
-                "SELECT 1 FROM scan WHERE NOT held".to_string(),
-            )
-        } else if careful {
+        let (cand, act) = if careful {
             (
                 format!(
                     "SELECT ctid AS tid, {held_expr} AS held FROM {t}
@@ -995,9 +990,7 @@ impl Run {
             None => String::new(),
             Some(h) => format!(" AND NOT COALESCE({h}, false)"),
         };
-        let act = if self.dry_run {
-            format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds}{not_held}")
-        } else if careful {
+        let act = if careful {
             format!(
                 "WITH cand AS (SELECT ctid AS tid FROM {t} WHERE {conds}{not_held} {})
                  {}",
@@ -1010,16 +1003,8 @@ impl Run {
         let held_count = held.map(|h| {
             format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds} AND COALESCE({h}, false)")
         });
-        let dry_run = self.dry_run;
         self.as_owner(timeout_ms, |c| {
-            let acted = if dry_run {
-                c.select(&act, None, args)?
-                    .first()
-                    .get_one::<i64>()?
-                    .unwrap_or(0)
-            } else {
-                c.update(&act, None, args)?.len() as i64
-            };
+            let acted = c.update(&act, None, args)?.len() as i64;
             if cap.is_some_and(|cap| acted > cap) {
                 // rolled back with the subtransaction
                 return Err(too_many_rows());
@@ -1042,16 +1027,23 @@ impl Run {
     }
 
     /// Run `f` as the table's owner, restricted, with lock_timeout
-    /// `timeout_ms`, in a subtransaction (rolled back when `f` fails): how
-    /// every statement of a run touches the table.
+    /// `timeout_ms`, in a subtransaction (rolled back when `f` fails, and
+    /// always in a dry run): how every statement of a run touches the table.
+    /// A dry run thus executes the real statements (triggers, cascades,
+    /// foreign-key checks, lock waits included) and reports their counts and
+    /// failures, then undoes them.
     fn as_owner<R>(
         &self,
         timeout_ms: i32,
         f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> PResult<R>,
     ) -> PResult<R> {
-        crate::subxact::run(|| {
-            owner_scope(self.table_owner, timeout_ms).run(|| Spi::connect_mut(f))
-        })
+        let owner = self.table_owner;
+        let work = || owner_scope(owner, timeout_ms).run(|| Spi::connect_mut(f));
+        if self.dry_run {
+            crate::subxact::run_rolled_back(work)
+        } else {
+            crate::subxact::run(work)
+        }
     }
 
     /// Execute one statement as the owner with lock_timeout `timeout_ms`,
@@ -1091,9 +1083,6 @@ impl Run {
     /// shape gets the rest of `privacy.lock_timeout` (for the table lock).
     fn run_statement<T>(&self, exec: impl Fn(bool, i32) -> PResult<T>) -> PResult<T> {
         let total = crate::gucs::lock_timeout_ms();
-        if self.dry_run {
-            return exec(false, total);
-        }
         let deadlock = unsafe { pg_sys::DeadlockTimeout }.max(2);
         let fast = total.min(deadlock / 2).max(1);
         match exec(false, fast) {
@@ -1213,7 +1202,7 @@ impl Run {
                         (acted, held_n)
                     } else {
                         let window = (next_block, hi);
-                        let cap = (!self.dry_run).then_some(limit);
+                        let cap = Some(limit);
                         match self.run_statement(|careful, timeout| {
                             self.window_batch(holds, window, careful, timeout, cap)
                         }) {

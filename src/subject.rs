@@ -31,9 +31,11 @@
 //!    component of several tables, or one table referencing itself); tables
 //!    holding a column whose purposes include one with legal basis
 //!    `legal_obligation` keep their rows and have their other tagged columns
-//!    anonymized instead (with the methods of `anonymize::rewrites`, whose
-//!    keyed hash the table's owner must be allowed to use), the `SUBJECT`
-//!    column included unless it carries such a purpose itself;
+//!    anonymized instead (with the methods of `anonymize::plan_kept_rows`,
+//!    whose keyed hash the table's owner must be allowed to use); the
+//!    columns tagged with a legal-obligation purpose are kept as they are
+//!    and need no method; the `SUBJECT` column is unlinked (its method, or
+//!    NULL) unless it carries such a purpose itself;
 //! 2. per component, in that order: rows under an active hold are kept and
 //!    counted as `held`, and so is a row still referenced by a kept row
 //!    (held, or kept for a legal obligation) through a foreign key, since
@@ -611,7 +613,8 @@ fn plan_mode(t: &SubjectTable, legal: &[String], subject: &str) -> PResult<Mode>
     if !t.tags.iter().any(|c| is_legal(c, legal)) {
         return Ok(Mode::Delete);
     }
-    let planned = crate::anonymize::plan(t.relid, None)?;
+    // columns kept for the legal obligation stay as they are (no method needed)
+    let planned = crate::anonymize::plan_kept_rows(t.relid, legal)?;
     if let Some(pred) = &t.predicate {
         // The table's rows get hashed with a key its owner must be allowed
         // to use (else the owner, writing chosen values, would read back
@@ -665,14 +668,40 @@ fn plan_mode(t: &SubjectTable, legal: &[String], subject: &str) -> PResult<Mode>
                     t.key, c.name
                 ))
                 .with_detail("The table holds a column kept for a legal obligation, so its rows are anonymized instead of deleted; nothing was changed.")
-                .with_hint(format!(
-                    "Give the column a method, e.g. SECURITY LABEL FOR privacy ON COLUMN {}.{q} IS 'SUBJECT ANONYMIZE PSEUDONYMIZE', or tag it with the legal purpose to keep it as is.",
-                    t.qname
-                )))
+                .with_hint(unlink_hint(t, c)?))
             }
         }
     }
     Ok(Mode::Anonymize { sets, needs_change })
+}
+
+/// How to let erasure unlink the kept rows of a legal-obligation table whose
+/// NOT NULL SUBJECT column has no method: a method that works for it (a
+/// pseudonym, unless the column is a foreign key, where only NULL or a
+/// placeholder row's key keep the key valid).
+fn unlink_hint(t: &SubjectTable, c: &ColumnTag) -> PResult<String> {
+    let q = spi::quote_identifier(&c.name);
+    let parent = crate::sql::opt::<String>(
+        "SELECT CAST(CAST(c.confrelid AS pg_catalog.regclass) AS pg_catalog.text)
+           FROM pg_catalog.pg_constraint c
+          WHERE c.contype = 'f' AND c.conrelid = $1 AND $2 = ANY (c.conkey)
+          ORDER BY c.conname LIMIT 1",
+        &[t.relid.into(), c.attnum.into()],
+    )?;
+    Ok(match parent {
+        Some(p) => format!(
+            "The column references {p}, so a pseudonym would break the foreign key: make it nullable (ALTER TABLE {} ALTER COLUMN {q} DROP NOT NULL) so erasure sets it to NULL, or point it at a placeholder row of {p} with ANONYMIZE CONSTANT '<its key>'.",
+            t.qname
+        ),
+        None if crate::tags::is_pseudonymizable_type(c.type_oid) => format!(
+            "Give the column a method, e.g. SECURITY LABEL FOR privacy ON COLUMN {}.{q} IS 'SUBJECT ANONYMIZE PSEUDONYMIZE', or make it nullable.",
+            t.qname
+        ),
+        None => format!(
+            "Give the column a method (ANONYMIZE {}) or make it nullable.",
+            crate::anonymize::suggested_method(c.type_oid)
+        ),
+    })
 }
 
 /// `EXISTS` over the key tuples in `arrays` (one array per key column, bound

@@ -27,6 +27,17 @@ fn from_report(r: &ErrorReportWithLevel) -> PrivacyError {
 /// Run `f` in an internal subtransaction: committed (released) when it
 /// returns `Ok`, rolled back when it returns `Err` or raises an ERROR.
 pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
+    run_then(f, false)
+}
+
+/// Like [`run`], but the subtransaction is rolled back whatever happens:
+/// what `f` did is undone, what it returned (its counts, its error) is
+/// kept. How a dry run executes the real statements.
+pub fn run_rolled_back<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
+    run_then(f, true)
+}
+
+fn run_then<R>(f: impl FnOnce() -> PResult<R>, always_roll_back: bool) -> PResult<R> {
     let (oldcxt, oldowner) = unsafe {
         let cxt = pg_sys::CurrentMemoryContext;
         let owner = pg_sys::CurrentResourceOwner;
@@ -52,7 +63,7 @@ pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
         })
         .execute();
     unsafe {
-        if result.is_ok() {
+        if result.is_ok() && !always_roll_back {
             pg_sys::ReleaseCurrentSubTransaction();
         } else {
             pg_sys::RollbackAndReleaseCurrentSubTransaction();

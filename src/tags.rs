@@ -153,6 +153,14 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
         )?;
         if check_refs {
             check_owner_may_apply(m, relid, typid, info.owner)?;
+            crate::anonymize::check_foreign_key(
+                relid,
+                attnum,
+                &attname,
+                m,
+                notnull,
+                parsed.subject,
+            )?;
         }
     }
     if restoring {

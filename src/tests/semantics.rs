@@ -221,4 +221,229 @@ mod tests {
         run("SELECT privacy.tag_column('signups', 'ok', ARRAY['service'], NULL, 'CONSTANT ''false''')");
         run("SELECT privacy.add_retention_policy('signups', '1 day', 'at', 'anonymize')");
     }
+
+    // --- dry runs execute the real statements, rolled back
+
+    fn parents_children() {
+        run("CREATE TABLE public.parents (id int PRIMARY KEY, closed_at date)");
+        run("CREATE TABLE public.kids (id int PRIMARY KEY, parent_id int REFERENCES public.parents ON DELETE NO ACTION)");
+        run("INSERT INTO public.parents SELECT g, DATE '2020-01-01' FROM generate_series(1, 5) g");
+        run("INSERT INTO public.kids VALUES (1, 3)");
+        run("SELECT privacy.add_retention_policy('parents', '1 year', 'closed_at', name => 'parents_fk')");
+    }
+
+    #[pg_test]
+    fn a_dry_run_reports_the_failure_the_real_run_hits() {
+        parents_children();
+        // the dry run runs the real DELETE (rolled back): the foreign key
+        // check fails as it would in the real run
+        let (rows, held) = Spi::get_two::<i64, i64>(
+            "SELECT rows, held FROM privacy.run_retention('parents_fk', dry_run => true)",
+        )
+        .unwrap();
+        assert_eq!((rows, held), (None, None));
+        let (status, dry, err) = Spi::get_three::<String, bool, String>(
+            "SELECT status, dry_run, error FROM privacy.retention_runs WHERE policy = 'parents_fk'",
+        )
+        .unwrap();
+        assert_eq!(status.as_deref(), Some("failed"));
+        assert_eq!(dry, Some(true));
+        let err = err.unwrap();
+        assert!(
+            err.contains("foreign key") && err.contains("23503"),
+            "{err}"
+        );
+        // nothing changed, and the policy's own status is untouched
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.parents"), Some(5));
+        assert_eq!(
+            one::<String>("SELECT coalesce(last_status, 'never') FROM privacy.retention_policies WHERE name = 'parents_fk'").as_deref(),
+            Some("never")
+        );
+        // the real run fails the same way
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM privacy.run_retention('parents_fk') WHERE rows IS NULL"
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT last_status FROM privacy.retention_policies WHERE name = 'parents_fk'"
+            )
+            .as_deref(),
+            Some("failed")
+        );
+        // once the reference is gone, dry run and real run agree
+        run("DELETE FROM public.kids");
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('parents_fk', dry_run => true)"),
+            Some(5)
+        );
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.parents"), Some(5));
+        assert_eq!(
+            one::<String>("SELECT status FROM privacy.retention_runs WHERE policy = 'parents_fk' ORDER BY run_id DESC LIMIT 1").as_deref(),
+            Some("dry_run")
+        );
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('parents_fk')"),
+            Some(5)
+        );
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.parents"), Some(0));
+    }
+
+    #[pg_test]
+    fn a_dry_run_counts_what_the_owner_triggers_let_through() {
+        // a trigger that vetoes some deletions: the dry run sees it
+        run("CREATE TABLE public.logs (id int PRIMARY KEY, at date NOT NULL, keep boolean NOT NULL DEFAULT false)");
+        run("CREATE INDEX ON public.logs (at)");
+        run("INSERT INTO public.logs SELECT g, DATE '2020-01-01', g % 3 = 0 FROM generate_series(1, 30) g");
+        run(
+            "CREATE FUNCTION public.veto() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN IF OLD.keep THEN RETURN NULL; END IF; RETURN OLD; END $$",
+        );
+        run("CREATE TRIGGER veto BEFORE DELETE ON public.logs FOR EACH ROW EXECUTE FUNCTION public.veto()");
+        run("SELECT privacy.add_retention_policy('logs', '1 year', 'at', name => 'logs_veto')");
+        run("SET LOCAL privacy.batch_size = 7");
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('logs_veto', dry_run => true)"),
+            Some(20)
+        );
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.logs"), Some(30));
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('logs_veto')"),
+            Some(20)
+        );
+        assert_eq!(one::<i64>("SELECT count(*) FROM public.logs"), Some(10));
+    }
+    // --- anonymization cuts the subject link; methods that break a foreign key
+
+    fn rentals() {
+        run("SELECT privacy.define_purpose('service', NULL, 'contract')");
+        run("SELECT privacy.define_purpose('billing', NULL, 'legal_obligation')");
+        run("CREATE TABLE public.cust (id int PRIMARY KEY, email text)");
+        run("CREATE TABLE public.rent (id int PRIMARY KEY, cust_id int NOT NULL REFERENCES public.cust,
+                 note text, at date NOT NULL)");
+        run("INSERT INTO public.cust VALUES (1, 'a@x.org'), (2, 'b@x.org')");
+        run(
+            "INSERT INTO public.rent VALUES (1, 1, 'n1', '2020-01-01'), (2, 2, 'n2', '2020-01-01')",
+        );
+        run("SELECT privacy.mark_subject('cust', 'id')");
+        run("SELECT privacy.mark_subject('rent', 'cust_id')");
+        run("SELECT privacy.tag_column('rent', 'note', ARRAY['service'])");
+    }
+
+    #[pg_test]
+    fn an_anonymize_policy_that_would_keep_the_subject_link_is_refused() {
+        rentals();
+        // NOT NULL foreign key to the subject table: neither NULL nor a
+        // pseudonym can cut the link
+        let (state, msg, hint) = error_hint_of(
+            "SELECT privacy.add_retention_policy('rent', '1 year', 'at', 'anonymize')",
+        );
+        assert_eq!(state.as_deref(), Some("22023"));
+        let msg = msg.unwrap();
+        assert!(
+            msg.contains("would break foreign key") && msg.contains("cust_id"),
+            "{msg}"
+        );
+        let hint = hint.unwrap();
+        assert!(hint.contains("DROP NOT NULL"), "{hint}");
+        // the hint works: nullable, the link is set to NULL
+        run("ALTER TABLE public.rent ALTER COLUMN cust_id DROP NOT NULL");
+        run("SELECT privacy.add_retention_policy('rent', '1 year', 'at', 'anonymize', name => 'rent_anon')");
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('rent_anon')"),
+            Some(2)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM public.rent WHERE cust_id IS NULL AND note IS NULL"),
+            Some(2)
+        );
+        // a second run changes nothing
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('rent_anon')"),
+            Some(0)
+        );
+    }
+
+    #[pg_test]
+    fn a_not_null_text_subject_is_pseudonymized_by_an_anonymize_policy() {
+        run("CREATE TABLE public.ev (id int PRIMARY KEY, who text NOT NULL, at date NOT NULL, x text)");
+        run("SELECT privacy.define_purpose('service', NULL, 'contract')");
+        run("SELECT privacy.tag_column('ev', 'x', ARRAY['service'])");
+        run("SELECT privacy.mark_subject('ev', 'who')");
+        run("INSERT INTO public.ev VALUES (1, 'ada', '2020-01-01', 'x')");
+        run("LOCK TABLE privacy.key_secrets IN SHARE ROW EXCLUSIVE MODE");
+        run("SELECT privacy.create_key('default', '\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'::bytea)");
+        run("SELECT privacy.add_retention_policy('ev', '1 year', 'at', 'anonymize', name => 'ev_anon')");
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('ev_anon')"),
+            Some(1)
+        );
+        assert_eq!(
+            one::<bool>("SELECT who = privacy.pseudonymize('ada') AND x IS NULL FROM public.ev"),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
+    fn a_label_that_would_break_a_foreign_key_is_refused_with_a_working_hint() {
+        rentals();
+        let (state, msg, hint) = error_hint_of(
+            "SECURITY LABEL FOR privacy ON COLUMN public.rent.cust_id IS 'SUBJECT ANONYMIZE PSEUDONYMIZE'",
+        );
+        assert_eq!(state.as_deref(), Some("22023"));
+        let msg = msg.unwrap();
+        assert!(msg.contains("foreign key \"rent_cust_id_fkey\""), "{msg}");
+        let hint = hint.unwrap();
+        assert!(hint.contains("placeholder row"), "{hint}");
+        // NULL into the NOT NULL column is refused as well
+        assert_sqlstate(
+            "SECURITY LABEL FOR privacy ON COLUMN public.rent.cust_id IS 'SUBJECT ANONYMIZE NULL'",
+            "22023",
+        );
+        // a placeholder row's key is accepted and keeps the key valid
+        run("INSERT INTO public.cust VALUES (0, NULL)");
+        run("SECURITY LABEL FOR privacy ON COLUMN public.rent.cust_id IS 'SUBJECT ANONYMIZE CONSTANT ''0'''");
+        run("SELECT privacy.add_retention_policy('rent', '1 year', 'at', 'anonymize', name => 'rent_ph')");
+        assert_eq!(
+            one::<i64>("SELECT rows FROM privacy.run_retention('rent_ph')"),
+            Some(2)
+        );
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM public.rent WHERE cust_id = 0"),
+            Some(2)
+        );
+    }
+
+    #[pg_test]
+    fn erasure_keeps_legal_obligation_columns_without_a_method() {
+        run("SELECT privacy.define_purpose('service', NULL, 'contract')");
+        run("SELECT privacy.define_purpose('billing', NULL, 'legal_obligation')");
+        run(
+            "CREATE TABLE public.pay (id int PRIMARY KEY, cust text, amount numeric NOT NULL,
+                 paid boolean NOT NULL, card text)",
+        );
+        run("INSERT INTO public.pay VALUES (1, 'ada', 9.5, true, '4111'), (2, 'bob', 3, false, '5500')");
+        run("SELECT privacy.mark_subject('pay', 'cust')");
+        // NOT NULL numeric and boolean, legal purpose only: no method needed
+        run("SELECT privacy.tag_column('pay', 'amount', ARRAY['billing'])");
+        run("SELECT privacy.tag_column('pay', 'paid', ARRAY['billing'])");
+        run("SELECT privacy.tag_column('pay', 'card', ARRAY['service'])");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(action || ':' || rows, ',') FROM privacy.forget_subject('ada')"
+            )
+            .as_deref(),
+            Some("anonymized:1")
+        );
+        assert_eq!(
+            one::<String>("SELECT coalesce(cust, '-') || '|' || amount || '|' || paid || '|' || coalesce(card, '-') FROM public.pay WHERE id = 1").as_deref(),
+            Some("-|9.5|true|-")
+        );
+        assert_eq!(
+            one::<String>("SELECT cust || card FROM public.pay WHERE id = 2").as_deref(),
+            Some("bob5500")
+        );
+    }
 }
