@@ -808,7 +808,7 @@ mod tests {
             vec!["nick", "plan", "account_ref"]
         );
         let all = fresh(|| crate::anonymize::rewrites(relid, None)).unwrap();
-        assert_eq!(all.len(), 10);
+        assert_eq!(all.len(), 11);
         assert!(!all.iter().any(|r| r.column == "id"));
     }
 
