@@ -142,6 +142,7 @@ fn plan_pinned(
             None => return Err(no_default_method(relid, &tag.name, tag.type_oid, &typname)),
         };
         check_foreign_key(relid, tag.attnum, &tag.name, &method, tag.not_null, link)?;
+        check_referenced(relid, tag.attnum, &tag.name)?;
         if matches!(method, Method::Null) && tag.not_null {
             return Err(PrivacyError::invalid_parameter(format!(
                 "column \"{}\" of table {} is NOT NULL and cannot be anonymized with NULL",
@@ -210,6 +211,33 @@ pub fn check_foreign_key(
         "The anonymized value would not be a key of {parent}, so the update would fail."
     ))
     .with_hint(hint))
+}
+
+/// Refuse (22023) rewriting a column other tables reference through a
+/// foreign key that neither follows nor releases the change (`ON UPDATE NO
+/// ACTION` / `RESTRICT`): the update would fail on the first referenced row.
+pub fn check_referenced(relid: pg_sys::Oid, attnum: i16, column: &str) -> PResult<()> {
+    let fk = Spi::get_two_with_args::<String, String>(
+        "SELECT c.conname::pg_catalog.text, CAST(CAST(c.conrelid AS pg_catalog.regclass) AS pg_catalog.text)
+           FROM pg_catalog.pg_constraint c
+          WHERE c.contype = 'f' AND c.confrelid = $1 AND $2 = ANY (c.confkey)
+            AND c.confupdtype IN ('a', 'r') AND c.conparentid = 0
+          ORDER BY c.conname LIMIT 1",
+        &[relid.into(), attnum.into()],
+    );
+    let (Some(conname), Some(child)) = fk.unwrap_or((None, None)) else {
+        return Ok(());
+    };
+    Err(PrivacyError::invalid_parameter(format!(
+        "anonymizing column \"{column}\" of table {} would break foreign key \"{conname}\" of table {child}",
+        regclass_text(relid)
+    ))
+    .with_detail(format!(
+        "Rows of {child} reference the column, and the foreign key is ON UPDATE NO ACTION or RESTRICT."
+    ))
+    .with_hint(format!(
+        "Make the foreign key ON UPDATE CASCADE (the rows of {child} follow the anonymized value) or ON UPDATE SET NULL (they lose the link), or use a delete policy."
+    )))
 }
 
 /// 22023 for a NOT NULL column without a method that no default fits: the

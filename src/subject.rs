@@ -334,8 +334,52 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
     let exported_at = Spi::get_one::<JsonB>("SELECT pg_catalog.to_jsonb(pg_catalog.now())")?
         .map(|j| j.0)
         .unwrap_or(Value::Null);
+    // the rows the subject's rows reference in tagged tables without a
+    // SUBJECT column (the customer's address): the caller's rights first
+    let linked = linked_tables(&tables)?;
+    let mut linked_rows = Vec::with_capacity(linked.len());
+    for l in &linked {
+        let keys = linked_keys(l, &tables, subject)?;
+        if !keys.is_empty() {
+            check_linked_rights(l, false)?;
+        }
+        linked_rows.push(keys);
+    }
     let mut out_tables = Map::new();
     let mut total = 0;
+    for (l, keys) in linked.iter().zip(&linked_rows) {
+        let mut columns = Map::new();
+        for c in &l.tags {
+            columns.insert(
+                c.name.clone(),
+                json!({ "purposes": c.label.purposes, "category": c.label.category }),
+            );
+        }
+        let rows = if keys.is_empty() {
+            Vec::new()
+        } else {
+            let mut params = Params::default();
+            let m = linked_match(l, keys, &mut params);
+            as_owner(l.owner, || {
+                let forced = crate::sql::opt::<bool>(
+                    "SELECT pg_catalog.row_security_active($1)",
+                    &[l.relid.into()],
+                )?;
+                if forced == Some(true) {
+                    return Err(PrivacyError::insufficient_privilege(format!(
+                        "row-level security is forced on table {} for its owner: the export could miss rows",
+                        l.key
+                    )));
+                }
+                select_tagged(l.relid, &l.qname, &l.tags, &m, params.args())
+            })?
+        };
+        total += rows.len();
+        out_tables.insert(
+            l.key.clone(),
+            json!({ "columns": Value::Object(columns), "rows": rows }),
+        );
+    }
     for t in &tables {
         let mut columns = Map::new();
         for c in &t.tags {
@@ -367,10 +411,34 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
 fn export_rows(t: &SubjectTable, pred: &str, subject: &str) -> PResult<Vec<Value>> {
     as_owner(t.owner, || {
         refuse_owner_row_security(t, "export")?;
-        let select: Vec<String> = t
-            .tags
+        select_tagged(
+            t.relid,
+            &t.qname,
+            &t.tags,
+            &format!("p__.{pred}"),
+            &[subject.into()],
+        )
+    })
+}
+
+/// The tagged columns of the rows of `relid AS p__` matching `cond`, as
+/// JSON objects, in primary key order. Call it as the table's owner.
+fn select_tagged(
+    relid: pg_sys::Oid,
+    qname: &str,
+    tags: &[ColumnTag],
+    cond: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> PResult<Vec<Value>> {
+    {
+        let select: Vec<String> = tags
             .iter()
-            .map(|c| format!("pg_catalog.to_jsonb({})", spi::quote_identifier(&c.name)))
+            .map(|c| {
+                format!(
+                    "pg_catalog.to_jsonb(p__.{})",
+                    spi::quote_identifier(&c.name)
+                )
+            })
             .collect();
         let pk: Option<String> = crate::sql::opt::<String>(
             "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.i)
@@ -378,19 +446,18 @@ fn export_rows(t: &SubjectTable, pred: &str, subject: &str) -> PResult<Vec<Value
               CROSS JOIN LATERAL pg_catalog.unnest(x.indkey) WITH ORDINALITY k(n, i)
                JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n
               WHERE x.indrelid = $1 AND x.indisprimary",
-            &[t.relid.into()],
+            &[relid.into()],
         )?;
         let order = pk.map(|k| format!(" ORDER BY {k}")).unwrap_or_default();
         let sql = format!(
-            "SELECT {} FROM {} WHERE {pred}{order}",
+            "SELECT {} FROM {qname} AS p__ WHERE {cond}{order}",
             select.join(", "),
-            t.qname
         );
         Spi::connect(|c| {
             let mut out = Vec::new();
-            for row in c.select(&sql, None, &[subject.into()])? {
+            for row in c.select(&sql, None, args)? {
                 let mut obj = Map::new();
-                for (i, col) in t.tags.iter().enumerate() {
+                for (i, col) in tags.iter().enumerate() {
                     let v = row.get::<JsonB>(i + 1)?.map(|j| j.0).unwrap_or(Value::Null);
                     obj.insert(col.name.clone(), v);
                 }
@@ -398,7 +465,7 @@ fn export_rows(t: &SubjectTable, pred: &str, subject: &str) -> PResult<Vec<Value
             }
             Ok(out)
         })
-    })
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1305,6 +1372,320 @@ impl Eraser<'_> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// the subject's foreign-key graph
+
+/// A foreign key from a table with a SUBJECT column to a tagged table
+/// without one (`customer.address_id -> address`): the rows it points to
+/// from the subject's rows belong to the subject's data.
+struct LinkKey {
+    /// the referencing subject table (index into the subject tables)
+    child: usize,
+    child_cols: Vec<String>,
+    parent_cols: Vec<String>,
+    ops: Vec<String>,
+}
+
+/// A tagged table without a SUBJECT column that subject tables reference.
+struct Linked {
+    relid: pg_sys::Oid,
+    qname: String,
+    key: String,
+    owner: pg_sys::Oid,
+    tags: Vec<ColumnTag>,
+    rls_active: bool,
+    can_select: bool,
+    can_delete: bool,
+    keys: Vec<LinkKey>,
+}
+
+/// The tagged tables without a SUBJECT column that the subject tables
+/// reference through a foreign key (one step), by name.
+fn linked_tables(tables: &[SubjectTable]) -> PResult<Vec<Linked>> {
+    let relids: Vec<pg_sys::Oid> = tables.iter().map(|t| t.relid).collect();
+    let fks: Vec<(pg_sys::Oid, pg_sys::Oid, Vec<String>, Vec<String>, Vec<String>)> =
+        crate::sql::rows(
+            "SELECT c.conrelid, c.confrelid,
+                    ARRAY(SELECT pg_catalog.quote_ident(a.attname)
+                            FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, i)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n
+                           ORDER BY k.i),
+                    ARRAY(SELECT pg_catalog.quote_ident(a.attname)
+                            FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, i)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n
+                           ORDER BY k.i),
+                    ARRAY(SELECT 'OPERATOR(' || pg_catalog.quote_ident(o.nspname) || '.' || o.oprname || ')'
+                            FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY e(op, i)
+                            JOIN (SELECT p.oid, p.oprname::text, n.nspname
+                                    FROM pg_catalog.pg_operator p
+                                    JOIN pg_catalog.pg_namespace n ON n.oid = p.oprnamespace) o ON o.oid = e.op
+                           ORDER BY e.i)
+               FROM pg_catalog.pg_constraint c
+               JOIN pg_catalog.pg_class pc ON pc.oid = c.confrelid
+              WHERE c.contype = 'f' AND c.conparentid = 0
+                AND c.conrelid = ANY ($1::pg_catalog.oid[])
+                AND NOT c.confrelid = ANY ($1::pg_catalog.oid[])
+                AND pc.relpersistence <> 't'
+              ORDER BY c.confrelid, c.conrelid, c.conname",
+            &[relids.clone().into()],
+            |r| {
+                Ok((
+                    r.get(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                    r.get(2)?.unwrap_or(pg_sys::Oid::INVALID),
+                    r.get(3)?.unwrap_or_default(),
+                    r.get(4)?.unwrap_or_default(),
+                    r.get(5)?.unwrap_or_default(),
+                ))
+            },
+        )?;
+    let mut out: Vec<Linked> = Vec::new();
+    for (child, parent, child_cols, parent_cols, ops) in fks {
+        let Some(ci) = relids.iter().position(|&r| r == child) else {
+            continue;
+        };
+        let link = LinkKey {
+            child: ci,
+            child_cols,
+            parent_cols,
+            ops,
+        };
+        if let Some(l) = out.iter_mut().find(|l| l.relid == parent) {
+            l.keys.push(link);
+            continue;
+        }
+        let tags = tags::table_tags(parent)?;
+        if tags.is_empty() {
+            continue;
+        }
+        let facts = Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                        n.nspname::text || '.' || c.relname::text, c.relowner,
+                        pg_catalog.row_security_active(c.oid),
+                        pg_catalog.has_table_privilege(c.oid, 'SELECT'),
+                        pg_catalog.has_table_privilege(c.oid, 'DELETE')
+                   FROM pg_catalog.pg_class c
+                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = $1",
+                Some(1),
+                &[parent.into()],
+            )?;
+            for r in rows {
+                return Ok::<_, PrivacyError>(Some((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
+                    r.get::<bool>(4)?.unwrap_or(false),
+                    r.get::<bool>(5)?.unwrap_or(false),
+                    r.get::<bool>(6)?.unwrap_or(false),
+                )));
+            }
+            Ok(None)
+        })?;
+        let Some((qname, key, owner, rls_active, can_select, can_delete)) = facts else {
+            continue;
+        };
+        out.push(Linked {
+            relid: parent,
+            qname,
+            key,
+            owner,
+            tags,
+            rls_active,
+            can_select,
+            can_delete,
+            keys: vec![link],
+        });
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// For each foreign key of `l`, the key values the subject's rows of the
+/// referencing table hold (read as that table's owner): (key index, one
+/// array per key column). Empty when the subject's rows reference nothing.
+fn linked_keys(
+    l: &Linked,
+    tables: &[SubjectTable],
+    subject: &str,
+) -> PResult<Vec<(usize, Vec<SqlValue>)>> {
+    let mut out = Vec::new();
+    for (ki, k) in l.keys.iter().enumerate() {
+        let t = &tables[k.child];
+        let Some(pred) = &t.predicate else { continue };
+        let params = Params::with(vec![subject.into()]);
+        let keys = as_owner(t.owner, || {
+            key_arrays(
+                &t.qname,
+                "c__",
+                &k.child_cols,
+                &format!("c__.{pred}"),
+                &params,
+            )
+        })?;
+        if let Some(arrays) = keys {
+            out.push((ki, arrays));
+        }
+    }
+    Ok(out)
+}
+
+/// SQL over `p__` (a row of `l`) true for the rows the key values
+/// reference, parameters added to `params`.
+fn linked_match(l: &Linked, keys: &[(usize, Vec<SqlValue>)], params: &mut Params) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|(ki, arrays)| {
+            let k = &l.keys[*ki];
+            key_match("p__", &k.parent_cols, &k.ops, arrays, true, params)
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+/// Refuse (42501) a linked table the caller may not read (or, for an
+/// erasure, delete from), or whose rows row-level security filters: the
+/// subject's data there would be silently missed.
+fn check_linked_rights(l: &Linked, erase: bool) -> PResult<()> {
+    let what = if erase { "erasure" } else { "export" };
+    if l.rls_active {
+        return Err(PrivacyError::insufficient_privilege(format!(
+            "row-level security is active on table {} for role \"{}\": the {what} could miss rows",
+            l.key,
+            security::current_role_name()
+        ))
+        .with_hint("Run it as the table owner or as a role with BYPASSRLS."));
+    }
+    let privilege = if !l.can_select {
+        "SELECT"
+    } else if erase && !l.can_delete {
+        "DELETE"
+    } else {
+        return Ok(());
+    };
+    Err(PrivacyError::insufficient_privilege(format!(
+        "permission denied to {} the subject's rows of table {}: {privilege} is needed",
+        if erase { "erase" } else { "export" },
+        l.key
+    ))
+    .with_detail("The subject's rows reference rows of that tagged table through a foreign key; they belong to the subject's data.")
+    .with_hint("Grant the privilege, or remove the table's tags if its rows are not personal data."))
+}
+
+impl Eraser<'_> {
+    /// After the subject's rows are erased: the rows of linked table `l`
+    /// they referenced (`keys`, read before) are deleted, as `l`'s owner,
+    /// unless a row of any table still references them (another subject's,
+    /// a row kept for a legal obligation or a hold: read as each
+    /// referencing table's owner) or a hold on `l` covers them (counted as
+    /// held).
+    fn erase_linked(
+        &mut self,
+        l: &Linked,
+        keys: &[(usize, Vec<SqlValue>)],
+        out: &mut Vec<Erased>,
+    ) -> PResult<()> {
+        // the rows referenced, locked (their ctids then stay put)
+        let mut params = Params::default();
+        let m = linked_match(l, keys, &mut params);
+        let rows = as_owner(l.owner, || {
+            ctids(
+                &format!(
+                    "SELECT p__.ctid::pg_catalog.text FROM {} AS p__ WHERE {m} FOR UPDATE",
+                    l.qname
+                ),
+                &params,
+                true,
+            )
+        })?;
+        if rows.is_empty() {
+            out.push((l.relid, l.key.clone(), "deleted", 0));
+            return Ok(());
+        }
+        let mut keep: BTreeSet<String> = BTreeSet::new();
+        for fk in foreign_keys_to(&[l.relid])? {
+            let mut params = Params::default();
+            let r = params.push(rows.clone());
+            let arrays = as_owner(l.owner, || {
+                key_arrays(
+                    &l.qname,
+                    "p__",
+                    &fk.parent_cols,
+                    &format!("p__.ctid = ANY (CAST({r} AS pg_catalog.tid[]))"),
+                    &params,
+                )
+            })?;
+            let Some(arrays) = arrays else { continue };
+            let mut params = Params::default();
+            let m = key_match("c__", &fk.child_cols, &fk.ops, &arrays, false, &mut params);
+            let referenced = as_owner(fk.child_owner, || {
+                key_arrays(&fk.child_qname, "c__", &fk.child_cols, &m, &params)
+            })?;
+            let Some(referenced) = referenced else {
+                continue;
+            };
+            let mut params = Params::default();
+            let r = params.push(rows.clone());
+            let m = key_match(
+                "p__",
+                &fk.parent_cols,
+                &fk.ops,
+                &referenced,
+                true,
+                &mut params,
+            );
+            keep.extend(as_owner(l.owner, || {
+                ctids(
+                    &format!(
+                        "SELECT p__.ctid::pg_catalog.text FROM {} AS p__
+                          WHERE p__.ctid = ANY (CAST({r} AS pg_catalog.tid[])) AND {m}",
+                        l.qname
+                    ),
+                    &params,
+                    false,
+                )
+            })?);
+        }
+        let holds = self.holds_of(l.relid, l.owner)?;
+        let mut params = Params::default();
+        let r = params.push(rows.clone());
+        let held: Vec<String> = match holds.predicate(&mut params) {
+            None => Vec::new(),
+            Some(h) => as_owner(l.owner, || {
+                ctids(
+                    &format!(
+                        "SELECT p__.ctid::pg_catalog.text FROM {} AS p__
+                          WHERE p__.ctid = ANY (CAST({r} AS pg_catalog.tid[])) AND COALESCE(({h}), false)",
+                        l.qname
+                    ),
+                    &params,
+                    false,
+                )
+            })?,
+        };
+        let held_n = held.iter().filter(|t| !keep.contains(*t)).count() as i64;
+        keep.extend(held);
+        let mut params = Params::default();
+        let r = params.push(rows);
+        let k = params.push(keep.into_iter().collect::<Vec<_>>());
+        let n = as_owner(l.owner, || {
+            changed(
+                &format!(
+                    "DELETE FROM {} AS p__ WHERE p__.ctid = ANY (CAST({r} AS pg_catalog.tid[]))
+                        AND NOT p__.ctid = ANY (CAST({k} AS pg_catalog.tid[]))",
+                    l.qname
+                ),
+                &params,
+            )
+        })?;
+        out.push((l.relid, l.key.clone(), "deleted", n));
+        if held_n > 0 {
+            out.push((l.relid, l.key.clone(), "held", held_n));
+        }
+        Ok(())
+    }
+}
+
 /// Run `f` in a subtransaction that is always rolled back, on success, on
 /// `Err` and on ERROR (which is then re-raised).
 fn rolled_back<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
@@ -1457,6 +1838,18 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
             .with_hint("Give the tables of the cycle one owner, or remove the SUBJECT mark from one of them (its rows then follow the foreign keys' ON DELETE actions)."));
         }
     }
+    // the rows the subject's rows reference in tagged tables without a
+    // SUBJECT column (the customer's address) go with them: their keys are
+    // read now, the caller's rights checked before any change
+    let linked = linked_tables(&tables)?;
+    let mut linked_rows = Vec::with_capacity(linked.len());
+    for l in &linked {
+        let keys = linked_keys(l, &tables, subject)?;
+        if !keys.is_empty() {
+            check_linked_rights(l, true)?;
+        }
+        linked_rows.push(keys);
+    }
     notice_missing_indexes(&tables)?;
     let as_of = Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()")?
         .ok_or_else(|| PrivacyError::internal("now() returned NULL"))?;
@@ -1468,10 +1861,19 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
         holds: ActiveHolds::load(as_of)?,
         table_holds: HashMap::new(),
     };
+    let mut work = || -> PResult<Vec<Erased>> {
+        let mut out = eraser.run(&comps)?;
+        for (l, keys) in linked.iter().zip(&linked_rows) {
+            if !keys.is_empty() {
+                eraser.erase_linked(l, keys, &mut out)?;
+            }
+        }
+        Ok(out)
+    };
     if dry_run {
-        rolled_back(|| eraser.run(&comps))
+        rolled_back(work)
     } else {
-        eraser.run(&comps)
+        work()
     }
 }
 

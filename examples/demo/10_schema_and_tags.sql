@@ -14,14 +14,14 @@ CREATE TABLE accounts (
 );
 CREATE TABLE orders (
     id          bigserial PRIMARY KEY,
-    account_id  bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    account_id  bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE ON UPDATE CASCADE,
     amount      numeric(10, 2) NOT NULL,
     ship_to     text,
     ordered_at  timestamptz NOT NULL
 );
 CREATE TABLE invoices (
     id          bigserial PRIMARY KEY,
-    account_id  bigint REFERENCES accounts (id) ON DELETE SET NULL,
+    account_id  bigint REFERENCES accounts (id) ON DELETE SET NULL ON UPDATE SET NULL,
     billing_name text NOT NULL,
     vat_number  text,
     total       numeric(10, 2) NOT NULL,

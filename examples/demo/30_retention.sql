@@ -49,7 +49,9 @@ SELECT * FROM privacy.run_retention(NULL, as_of => '2026-12-01');
 -- are gone with their orders (ON DELETE CASCADE); their invoices stay, for the
 -- tax office, unlinked (ON DELETE SET NULL). Grace, inactive since June 2025,
 -- is anonymized: e-mail pseudonymized, name and country removed, birth date
--- cut to the year; her id still links her orders.
+-- cut to the year, and the link to her cut: her id is replaced by a pseudonym
+-- (her orders follow it, ON UPDATE CASCADE; her invoices lose it, ON UPDATE
+-- SET NULL).
 SELECT id, email, full_name, plan, country, birth_date, unsubscribed_at, last_seen_at
   FROM accounts ORDER BY id;
 SELECT id, account_id, amount FROM orders ORDER BY id;

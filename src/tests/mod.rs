@@ -1,6 +1,7 @@
 //! `#[pg_test]`s: behaviour inside one backend, one file per concern.
 //! Helpers shared by them live here.
 
+mod dvdrental;
 mod keys;
 mod retention;
 mod security;
@@ -66,4 +67,24 @@ pub fn run(sql: &str) {
 
 pub fn one<T: FromDatum + IntoDatum>(sql: &str) -> Option<T> {
     Spi::get_one::<T>(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// (SQLSTATE, message, hint) of a failing statement.
+pub fn error_hint_of(sql: &str) -> (Option<String>, Option<String>, Option<String>) {
+    run(
+        r#"CREATE OR REPLACE FUNCTION pg_temp.error_hint_of(stmt text, OUT state text, OUT msg text, OUT hint text)
+           LANGUAGE plpgsql AS $f$
+           BEGIN
+               EXECUTE stmt;
+           EXCEPTION WHEN OTHERS THEN
+               GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                                       hint = PG_EXCEPTION_HINT;
+           END
+           $f$"#,
+    );
+    Spi::get_three_with_args::<String, String, String>(
+        "SELECT state, msg, hint FROM pg_temp.error_hint_of($1)",
+        &[sql.into()],
+    )
+    .unwrap()
 }

@@ -5,7 +5,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::tests::{assert_sqlstate, error_of, one, run};
+    use crate::tests::{assert_sqlstate, error_hint_of, error_of, one, run};
     use pgrx::prelude::*;
 
     fn fresh<R>(f: impl FnOnce() -> R) -> R {
@@ -16,26 +16,6 @@ mod tests {
         let r = f();
         unsafe { pg_sys::PopActiveSnapshot() };
         r
-    }
-
-    /// (SQLSTATE, message, hint) of a failing statement.
-    pub fn error_hint_of(sql: &str) -> (Option<String>, Option<String>, Option<String>) {
-        run(
-            r#"CREATE OR REPLACE FUNCTION pg_temp.error_hint_of(stmt text, OUT state text, OUT msg text, OUT hint text)
-               LANGUAGE plpgsql AS $f$
-               BEGIN
-                   EXECUTE stmt;
-               EXCEPTION WHEN OTHERS THEN
-                   GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-                                           hint = PG_EXCEPTION_HINT;
-               END
-               $f$"#,
-        );
-        Spi::get_three_with_args::<String, String, String>(
-            "SELECT state, msg, hint FROM pg_temp.error_hint_of($1)",
-            &[sql.into()],
-        )
-        .unwrap()
     }
 
     fn signups() {
