@@ -225,6 +225,14 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
     // pin it for the whole session (and each transaction pins it again)
     crate::security::pin_session();
     set_application_name(WORKER_TYPE);
+    // The launcher starts workers only while privacy.worker_enabled is on
+    // server-wide: off here means the database (ALTER DATABASE … SET) paused
+    // it, as this session's connection applied. Nothing to do: the launcher
+    // tries the database again a few naptimes later. (A database paused
+    // while its worker runs is seen by `purge::due_policies` every round.)
+    if !gucs::worker_enabled() {
+        return;
+    }
 
     let (installed, unique, dbname) = BackgroundWorker::transaction(|| {
         let installed = Spi::get_one::<bool>(
