@@ -23,6 +23,7 @@ setup() { # setup DB: a table with a policy due every second
     psql_on $C -d "$1" >/dev/null <<'SQL'
 CREATE EXTENSION pg_privacy;
 CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz NOT NULL);
+CREATE INDEX ON events (at);
 SELECT privacy.add_retention_policy('events', '30 days', 'at', schedule_interval => '1 second');
 SQL
 }
