@@ -139,7 +139,7 @@ mod tests {
         let dry = forget("1", true);
         assert_eq!(
             dry,
-            "public.address deleted 1, public.customer deleted 1, public.payment anonymized 2, public.rental deleted 2"
+            "address deleted 1, customer deleted 1, payment anonymized 2, rental deleted 2"
         );
         // the dry run changed nothing
         assert_eq!(one::<i64>("SELECT count(*) FROM public.address"), Some(2));
@@ -162,7 +162,7 @@ mod tests {
         // customer still uses stays
         assert_eq!(
             forget("2", false),
-            "public.address deleted 0, public.customer deleted 1, public.payment anonymized 1, public.rental deleted 1"
+            "address deleted 0, customer deleted 1, payment anonymized 1, rental deleted 1"
         );
         assert_eq!(
             one::<String>(
@@ -186,7 +186,7 @@ mod tests {
         run("SELECT privacy.place_hold('address', 'address_id = 1', 'fraud investigation')");
         assert_eq!(
             forget("1", false),
-            "public.address deleted 0, public.address held 1, public.customer deleted 1, public.payment anonymized 2, public.rental deleted 2"
+            "address deleted 0, address held 1, customer deleted 1, payment anonymized 2, rental deleted 2"
         );
         assert_eq!(one::<i64>("SELECT count(*) FROM public.address"), Some(2));
     }
