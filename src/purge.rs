@@ -11,7 +11,10 @@
 //!     pub fn finish(self, error: Option<&PrivacyError>) -> PResult<RunSummary>;
 //!     pub fn id(&self) -> i64;
 //!     pub fn policy(&self) -> &str;
+//!     pub fn progress(&self) -> Progress;                     // state after the last batch
 //! }
+//! impl Progress { pub fn record_failure_nowait(&self, e: &PrivacyError) -> PResult<Recorded>; } // exit callback
+//! pub fn record_failed_start(policy: &str, as_of: TimestampWithTimeZone, e: &PrivacyError) -> PResult<()>;
 //! pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()>;
 //! pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>>;
 //! pub fn run_policy(policy: &str, as_of: TimestampWithTimeZone, dry_run: bool, by: TriggeredBy) -> PResult<RunSummary>;
@@ -677,6 +680,21 @@ impl Run {
         self.batches
     }
 
+    /// What has been done so far (see [`Progress`]).
+    pub fn progress(&self) -> Progress {
+        Progress {
+            run_id: self.id,
+            policy: self.policy.clone(),
+            owner: self.owner,
+            by: self.by,
+            as_of: self.as_of,
+            dry_run: self.dry_run,
+            rows: self.rows,
+            held: self.held,
+            batches: self.batches,
+        }
+    }
+
     /// The WHERE conditions every candidate satisfies ($1 = as_of, $2 =
     /// keep_for).
     ///
@@ -1280,6 +1298,131 @@ pub fn close_interrupted_runs() -> PResult<Vec<String>> {
         )?;
     }
     Ok(open.into_iter().map(|(_, p)| p).collect())
+}
+
+/// A worker run as of its last committed batch. The worker keeps one while
+/// a run is open, so that its exit callback can still record the run when
+/// the process is ended in the middle of a statement (`worker`, SIGTERM).
+#[derive(Clone, Debug)]
+pub struct Progress {
+    run_id: i64,
+    policy: String,
+    owner: pg_sys::Oid,
+    by: TriggeredBy,
+    as_of: TimestampWithTimeZone,
+    dry_run: bool,
+    rows: i64,
+    held: i64,
+    batches: i32,
+}
+
+/// What [`Progress::record_failure_nowait`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Yes,
+    /// the run was no longer `running`: recorded before
+    AlreadyClosed,
+    /// another session holds a lock it needs: left to the next worker's
+    /// start-up (`close_interrupted_runs`)
+    Busy,
+}
+
+impl Progress {
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// Record the run as failed with `error` and the counts of its
+    /// committed batches, back its policy off and release its lock, as
+    /// `Run::finish` does — without ever waiting for a lock: this runs while
+    /// the process exits, with interrupts held, where no `lock_timeout` or
+    /// cancel could end a wait. The tables and rows it writes are locked
+    /// first, conditionally; when one is busy nothing is written.
+    pub fn record_failure_nowait(&self, error: &PrivacyError) -> PResult<Recorded> {
+        let state = as_extension_owner(|| {
+            for table in [
+                "privacy.retention_run_log",
+                "privacy.retention_policy_defs",
+                "privacy.audit_log",
+            ] {
+                let oid = Spi::get_one_with_args::<pg_sys::Oid>(
+                    "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+                    &[table.into()],
+                )?;
+                let locked = oid.is_some_and(|oid| unsafe {
+                    pg_sys::ConditionalLockRelationOid(oid, pg_sys::RowExclusiveLock as i32)
+                });
+                if !locked {
+                    return Ok(Recorded::Busy);
+                }
+            }
+            let open = Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM privacy.retention_run_log
+                                 WHERE run_id = $1 AND status = 'running')",
+                &[self.run_id.into()],
+            )?
+            .unwrap_or(false);
+            if !open {
+                return Ok(Recorded::AlreadyClosed);
+            }
+            let free = Spi::get_one_with_args::<bool>(
+                "SELECT (SELECT pg_catalog.count(*) FROM
+                           (SELECT 1 FROM privacy.retention_run_log
+                             WHERE run_id = $1 FOR UPDATE SKIP LOCKED) AS r) = 1
+                    AND (NOT EXISTS (SELECT 1 FROM privacy.retention_policy_defs WHERE name = $2)
+                         OR (SELECT pg_catalog.count(*) FROM
+                               (SELECT 1 FROM privacy.retention_policy_defs
+                                 WHERE name = $2 FOR UPDATE SKIP LOCKED) AS p) = 1)",
+                &[self.run_id.into(), self.policy.as_str().into()],
+            )?
+            .unwrap_or(false);
+            Ok(if free { Recorded::Yes } else { Recorded::Busy })
+        })?;
+        if state != Recorded::Yes {
+            return Ok(state);
+        }
+        record(&Outcome {
+            run_id: self.run_id,
+            policy: &self.policy,
+            owner: Some(self.owner),
+            by: self.by,
+            as_of: Some(self.as_of),
+            dry_run: self.dry_run,
+            rows: self.rows,
+            held: self.held,
+            batches: self.batches,
+            error: Some(error_text(error)),
+        })?;
+        Ok(Recorded::Yes)
+    }
+}
+
+/// For the worker, when the transaction of `Run::start` was aborted (a
+/// cancel, the run's time bound): nothing of the start is recorded, and
+/// the session-level policy lock it may have taken is still held. Records a
+/// failed run of `policy` (its policy backs off) and releases the lock.
+pub fn record_failed_start(
+    policy: &str,
+    as_of: TimestampWithTimeZone,
+    error: &PrivacyError,
+) -> PResult<()> {
+    let owner = policies::load(policy)?.map(|p| p.owner);
+    record(&Outcome {
+        run_id: next_run_id()?,
+        policy,
+        owner,
+        by: TriggeredBy::Worker,
+        as_of: Some(as_of),
+        dry_run: false,
+        rows: 0,
+        held: 0,
+        batches: 0,
+        error: Some(error_text(error)),
+    })
 }
 
 /// Enabled policies due at `now` (next_run_at <= now), earliest first.

@@ -38,5 +38,12 @@ mod tests {
             one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.batch_size'").as_deref(),
             Some("superuser")
         );
+        assert_eq!(
+            one::<String>(
+                "SELECT context || ' ' || unit || ' ' || boot_val FROM pg_settings WHERE name = 'privacy.run_timeout'"
+            )
+            .as_deref(),
+            Some("sighup ms 3600000")
+        );
     }
 }
