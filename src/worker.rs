@@ -48,7 +48,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -91,7 +91,7 @@ pub fn init() {
 /// `CHECK_FOR_INTERRUPTS()` (a FATAL exit with `die`) and reports SIGTERM
 /// through pgrx's own flag, which nothing sets any more; [`sleep`] replaces it.
 fn attach_signal_handlers() {
-    unsafe { pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(pg_sys::die)) };
+    unsafe { pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(ffi::die)) };
     // installs SIGHUP's handler and unblocks signals
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
 }
@@ -140,7 +140,7 @@ fn sleep(timeout: Duration, keep_cancel: bool) -> bool {
     }
     if !(cancel_pending && keep_cancel) {
         // outside a transaction a pending cancel would be an ERROR here
-        unsafe { pg_sys::check_for_interrupts!() };
+        pg_sys::check_for_interrupts!();
     }
     reload_config_if_asked();
     true
@@ -166,6 +166,32 @@ fn report_activity(what: Option<&str>) {
         pg_sys::BackendState::STATE_IDLE
     };
     unsafe { pg_sys::pgstat_report_activity(state, text.as_ptr()) };
+}
+
+/// PostgreSQL functions pgrx's bindings lack (`utils/timeout.h` and
+/// `storage/pmsignal.h` are not among its headers) or wrap: `pg_sys::die` is
+/// a Rust wrapper, a signal handler must be the C function itself. None of
+/// them raises an ERROR (a failing timer is FATAL), so no guard is needed.
+mod ffi {
+    use pgrx::pg_sys::TimestampTz;
+    use std::ffi::c_int;
+
+    /// `enum TimeoutId` of PostgreSQL 15's `utils/timeout.h`
+    pub type TimeoutId = c_int;
+    pub const STATEMENT_TIMEOUT: TimeoutId = 3;
+    pub const USER_TIMEOUT: TimeoutId = 12;
+
+    unsafe extern "C-unwind" {
+        pub fn die(signal: c_int);
+        pub fn RegisterTimeout(
+            id: TimeoutId,
+            handler: Option<unsafe extern "C-unwind" fn()>,
+        ) -> TimeoutId;
+        pub fn enable_timeout_at(id: TimeoutId, fin_time: TimestampTz);
+        pub fn disable_timeout(id: TimeoutId, keep_indicator: bool);
+        pub fn disable_all_timeouts(keep_indicators: bool);
+        pub fn PostmasterIsAliveInternal() -> bool;
+    }
 }
 
 // ---------------------------------------------------------------- launcher
@@ -493,14 +519,12 @@ fn duration_text(ms: u64) -> String {
 
 /// Id of the timeout that ends the worker when a run's code goes on
 /// [`RUN_TIMEOUT_GRACE`] past the cancel (0 until registered).
-static ESCALATION_TIMEOUT: AtomicU32 = AtomicU32::new(0);
+static ESCALATION_TIMEOUT: AtomicI32 = AtomicI32::new(0);
 /// Set by that timeout's handler: the exit callback records why.
 static RUN_CANCEL_IGNORED: AtomicBool = AtomicBool::new(false);
 
 fn register_run_timeout_escalation() {
-    let id = unsafe {
-        pg_sys::RegisterTimeout(pg_sys::TimeoutId::USER_TIMEOUT, Some(end_worker_past_grace))
-    };
+    let id = unsafe { ffi::RegisterTimeout(ffi::USER_TIMEOUT, Some(end_worker_past_grace)) };
     ESCALATION_TIMEOUT.store(id, Ordering::SeqCst);
 }
 
@@ -509,7 +533,7 @@ fn register_run_timeout_escalation() {
 /// exit callback records the run.
 unsafe extern "C-unwind" fn end_worker_past_grace() {
     RUN_CANCEL_IGNORED.store(true, Ordering::SeqCst);
-    pg_sys::die(pg_sys::SIGTERM as i32);
+    ffi::die(pg_sys::SIGTERM as i32);
 }
 
 /// Run `f` in a transaction that PostgreSQL cancels when `deadline` passes,
@@ -534,13 +558,13 @@ fn bounded<R>(
     let grace = RUN_TIMEOUT_GRACE.as_micros() as i64;
     let escalation = ESCALATION_TIMEOUT.load(Ordering::SeqCst);
     unsafe {
-        pg_sys::enable_timeout_at(pg_sys::TimeoutId::STATEMENT_TIMEOUT, d.at);
-        pg_sys::enable_timeout_at(escalation, d.at.saturating_add(grace));
+        ffi::enable_timeout_at(ffi::STATEMENT_TIMEOUT, d.at);
+        ffi::enable_timeout_at(escalation, d.at.saturating_add(grace));
     }
     let out = transaction(f);
     unsafe {
-        pg_sys::disable_timeout(pg_sys::TimeoutId::STATEMENT_TIMEOUT, false);
-        pg_sys::disable_timeout(escalation, false);
+        ffi::disable_timeout(ffi::STATEMENT_TIMEOUT, false);
+        ffi::disable_timeout(escalation, false);
     }
     if !d.passed() {
         return out;
@@ -704,7 +728,7 @@ fn finish(run: Run, error: Option<PrivacyError>) {
 /// cannot record is closed by the next worker's start-up.
 #[pg_guard]
 extern "C-unwind" fn on_worker_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
-    unsafe { pg_sys::disable_all_timeouts(false) };
+    unsafe { ffi::disable_all_timeouts(false) };
     let open = OPEN_RUN.lock().ok().and_then(|mut o| o.take());
     if let Some(open) = open {
         record_interrupted(open);
@@ -717,7 +741,7 @@ extern "C-unwind" fn on_worker_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum)
 
 fn record_interrupted(open: OpenRun) {
     let (run_id, policy) = (open.progress.run_id(), open.progress.policy().to_string());
-    if !unsafe { pg_sys::PostmasterIsAliveInternal() } {
+    if !unsafe { ffi::PostmasterIsAliveInternal() } {
         return;
     }
     let error = match &open.deadline {
