@@ -43,9 +43,11 @@ deps: .deps-apt .deps-cargo-pgrx pgrx-config/config.toml
 pgrx-config/config.toml:
 	cargo pgrx init --pg15 $(PG_CONFIG)
 
-## install: build (release) and install into the system PostgreSQL 15
+## install: build (release) and install into the system PostgreSQL 15,
+## through temporary files renamed into place (a running server keeps its
+## mapped library; restart it to load the new one)
 install: deps
-	$(LOCK) cargo pgrx install --release --pg-config $(PG_CONFIG)
+	$(LOCK) env PG_CONFIG=$(PG_CONFIG) tools/install.sh
 
 ## demo: throwaway cluster with the extension preloaded, plays examples/demo.sql
 demo: install
@@ -72,7 +74,7 @@ _test-pg:
 	cargo pgrx test pg15 --runas postgres --pgdata $(TEST_PGDATA) $(T)
 
 _test-integration:
-	cargo pgrx install --pg-config $(PG_CONFIG)
+	env PG_CONFIG=$(PG_CONFIG) tools/install.sh --debug
 	bash tests/run-all.sh $(ONLY)
 
 bench: install

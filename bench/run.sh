@@ -54,7 +54,7 @@ built=target/release/pg_privacy-pg15$(/usr/bin/pg_config --pkglibdir)/pg_privacy
 installed=$(/usr/bin/pg_config --pkglibdir)/pg_privacy.so
 if [ ! -f "$built" ] || ! cmp -s "$built" "$installed"; then
     echo "(re)installing this checkout's release build" >&2
-    cargo pgrx install --release --pg-config /usr/bin/pg_config >&2
+    PG_CONFIG=/usr/bin/pg_config tools/install.sh >&2
 fi
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)

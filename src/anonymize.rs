@@ -80,8 +80,9 @@ pub fn rewrites(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<C
 /// Like [`rewrites`], with the method of each column. Type names are
 /// rendered under `search_path = pg_catalog, pg_temp`, as the SQL runs.
 pub fn plan(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Planned>> {
-    let me = unsafe { pg_sys::GetUserId() };
-    crate::security::as_role(me, || plan_pinned(relid, only_purpose))
+    crate::security::Scope::pinned()
+        .qualified_names()
+        .run(|| plan_pinned(relid, only_purpose))
 }
 
 fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Planned>> {
@@ -285,57 +286,85 @@ pub fn column_rewrite(
     })
 }
 
-/// Check that the hash functions `planned` needs can run for the current
-/// role: key `default` exists (42704) and the role may execute the functions
-/// (42501). Cheap, done when a policy is created and when a run starts.
-pub fn check_key_usable(planned: &[Planned]) -> PResult<()> {
-    if !needs_key(planned) {
-        return Ok(());
-    }
+/// The pseudonymization function a method applies to a column of type
+/// `typid` (its signature), if it uses the keyed hash.
+pub fn hash_function(method: &Method, typid: pg_sys::Oid) -> Option<&'static str> {
+    Some(match (method, typid) {
+        (Method::Email, _) => "privacy.pseudonymize_email(text, text)",
+        (Method::Pseudonymize, t) if t == pg_sys::BYTEAOID => "privacy.pseudonymize(bytea, text)",
+        (Method::Pseudonymize, t) if t == pg_sys::UUIDOID => {
+            "privacy.pseudonymize_uuid(uuid, text)"
+        }
+        (Method::Pseudonymize, t)
+            if t == pg_sys::INT2OID || t == pg_sys::INT4OID || t == pg_sys::INT8OID =>
+        {
+            "privacy.pseudonymize_bigint(bigint, text)"
+        }
+        (Method::Pseudonymize, _) => "privacy.pseudonymize(text, text)",
+        _ => return None,
+    })
+}
+
+/// Who must be able to run the keyed hash, for the error message.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyUser {
+    /// the owner of a retention policy (or the role creating one)
+    PolicyOwner,
+    /// the owner of the table whose rows are pseudonymized: a table's rows
+    /// are hashed only with keys its owner may use, or the owner could
+    /// write chosen values and read back their pseudonyms (an oracle)
+    TableOwner(pg_sys::Oid),
+}
+
+/// Whether `role` may execute function `signature` (`None`: no such
+/// function).
+pub fn role_may_execute(role: pg_sys::Oid, signature: &str) -> PResult<Option<bool>> {
+    crate::security::Scope::pinned().run(|| {
+        crate::sql::opt::<bool>(
+            "SELECT CASE WHEN pg_catalog.to_regprocedure($2) IS NULL THEN NULL
+                         ELSE pg_catalog.has_function_privilege($1, pg_catalog.to_regprocedure($2), 'EXECUTE') END",
+            &[role.into(), signature.into()],
+        )
+    })
+}
+
+/// Check that the hash functions `planned` needs can run for `role`: the
+/// role may execute them (42501) and key `default` exists (42704). Cheap,
+/// done when a policy is created and when a run starts.
+pub fn check_key_usable(planned: &[Planned], role: pg_sys::Oid, who: KeyUser) -> PResult<()> {
+    check_may_hash(planned, role, who)?;
+    check_key_exists(planned)
+}
+
+/// Check that `role` may execute the keyed-hash functions `planned` uses
+/// (42501 otherwise, with the GRANT to make).
+pub fn check_may_hash(planned: &[Planned], role: pg_sys::Oid, who: KeyUser) -> PResult<()> {
     let mut funcs: Vec<&str> = Vec::new();
     for p in planned {
-        let f = match (&p.method, p.type_oid) {
-            (Method::Email, _) => "privacy.pseudonymize_email(text, text)",
-            (Method::Pseudonymize, t) if t == pg_sys::BYTEAOID => {
-                "privacy.pseudonymize(bytea, text)"
+        if let Some(f) = hash_function(&p.method, p.type_oid) {
+            if !funcs.contains(&f) {
+                funcs.push(f);
             }
-            (Method::Pseudonymize, t) if t == pg_sys::UUIDOID => {
-                "privacy.pseudonymize_uuid(uuid, text)"
-            }
-            (Method::Pseudonymize, t)
-                if t == pg_sys::INT2OID || t == pg_sys::INT4OID || t == pg_sys::INT8OID =>
-            {
-                "privacy.pseudonymize_bigint(bigint, text)"
-            }
-            (Method::Pseudonymize, _) => "privacy.pseudonymize(text, text)",
-            _ => continue,
-        };
-        if !funcs.contains(&f) {
-            funcs.push(f);
         }
     }
     for f in funcs {
-        let ok = Spi::get_one_with_args::<bool>(
-            "SELECT CASE WHEN pg_catalog.to_regprocedure($1) IS NULL THEN NULL
-                         ELSE pg_catalog.has_function_privilege(pg_catalog.to_regprocedure($1), 'EXECUTE') END",
-            &[f.into()],
-        )?;
-        match ok {
+        match role_may_execute(role, f)? {
             None => return Err(
                 PrivacyError::object_state(format!("function {f} does not exist")).with_hint(
                     "Pseudonymization needs the pg_privacy key functions; update the extension.",
                 ),
             ),
-            Some(false) => {
-                return Err(PrivacyError::insufficient_privilege(format!(
-                    "permission denied for function {f}"
-                ))
-                .with_hint(format!(
-                "Anonymization runs as the policy owner, who needs GRANT EXECUTE ON FUNCTION {f}."
-            )))
-            }
+            Some(false) => return Err(execute_refused(f, role, who)),
             Some(true) => {}
         }
+    }
+    Ok(())
+}
+
+/// Check that key `default`, which `planned` hashes with, exists (42704).
+pub fn check_key_exists(planned: &[Planned]) -> PResult<()> {
+    if !needs_key(planned) {
+        return Ok(());
     }
     let key_exists = crate::security::as_extension_owner(|| {
         Ok(Spi::get_one_with_args::<bool>(
@@ -352,4 +381,26 @@ pub fn check_key_usable(planned: &[Planned]) -> PResult<()> {
         );
     }
     Ok(())
+}
+
+/// 42501 for a role that may not execute pseudonymization function `f`.
+pub fn execute_refused(f: &str, role: pg_sys::Oid, who: KeyUser) -> PrivacyError {
+    let name = crate::policies::role_name(role);
+    match who {
+        KeyUser::PolicyOwner => PrivacyError::insufficient_privilege(format!(
+            "permission denied for function {f}"
+        ))
+        .with_hint(format!(
+            "Anonymization checks that the policy owner could run it: GRANT EXECUTE ON FUNCTION {f} TO {};",
+            spi::quote_identifier(&name)
+        )),
+        KeyUser::TableOwner(relid) => PrivacyError::insufficient_privilege(format!(
+            "permission denied for function {f}: role \"{name}\", owner of table {}, may not execute it",
+            regclass_text(relid)
+        ))
+        .with_hint(format!(
+            "A table's rows are pseudonymized only with keys its owner may use: GRANT EXECUTE ON FUNCTION {f} TO {};",
+            spi::quote_identifier(&name)
+        )),
+    }
 }

@@ -1,6 +1,6 @@
 //! Row filters: the boolean SQL expressions of retention policies
 //! (`row_filter`) and legal holds, checked by PostgreSQL's own parser and
-//! analyzer, never by string heuristics.
+//! analyzer against an allow-list, never by string heuristics.
 //!
 //! A filter is accepted when
 //! 1. PostgreSQL's grammar reads it, on its own, as exactly one expression
@@ -16,30 +16,106 @@
 //!    set-returning function, no parameter, a boolean result;
 //! 3. it calls no volatile function (`contain_volatile_functions`: no
 //!    `pg_sleep`, `random()`, `nextval()`, …);
-//! 4. for hold filters, which run with the privileges of whichever policy
-//!    owner purges the table, only built-in functions and operators
-//!    (oid < `FirstNormalObjectId`): a hold cannot smuggle a user function
-//!    into another role's purge.
+//! 4. every node of the analyzed expression is on an allow-list
+//!    ([`check_allowed`]):
+//!    - node kinds: columns of the table (no whole-row or system column),
+//!      constants, function and operator calls, casts (including I/O
+//!      casts), `IN`/`ANY`, row comparisons, `CASE`, `COALESCE`,
+//!      `GREATEST`/`LEAST`, `NULLIF`, `IS [NOT] NULL/TRUE/…`, arrays and
+//!      their subscripts, `COLLATE`, and the date/time SQL value functions
+//!      (`CURRENT_DATE`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`…; not
+//!      `CURRENT_USER` and the like). Anything else (XML constructors,
+//!      sublinks, parameters…) is refused;
+//!    - every function reached — directly, through an operator, a cast, a
+//!      type's input/output function (`CoerceViaIO`), `= ANY`, a row
+//!      comparison — is **built in** (oid below `FirstGenbkiObjectId`) and
+//!      **immutable**, or one of a short list of stable date/time functions
+//!      ([`STABLE_TIME_FUNCTIONS`]: stable only because they read the
+//!      `TimeZone` or `DateStyle`). That excludes every function that runs
+//!      SQL (`query_to_xml`, `table_to_xml`, `cursor_to_xml`,
+//!      `database_to_xml`, `*_to_xmlschema`…), reads files
+//!      (`pg_read_file`…), settings (`current_setting`) or the catalogs
+//!      (`regclass` input, `has_*_privilege`, `pg_get_*`), or calls other
+//!      types' output functions (`format`, `concat`, `to_json`);
+//!    - the type of every value is built in, an enum, a domain over an
+//!      allowed type or an array of one: no user-defined base, composite,
+//!      range or multirange type, whose operations could run user code; a
+//!      cast to a domain that has constraints of its own (user code) is
+//!      refused.
 //!
-//! Filters are lexed with `standard_conforming_strings = on` and resolved
-//! with `search_path = pg_catalog, pg_temp`, exactly as they run (as the policy owner, through `security::as_role`): a user's own
-//! functions and types must be schema-qualified. Every failure is SQLSTATE
-//! 22023 with PostgreSQL's own message in the text.
+//! Filters are validated and run with `standard_conforming_strings = on`
+//! and `search_path = pg_catalog, pg_temp` (the [`Scope`] every statement
+//! runs in): with it off, `'\'` would not end where it ends with it on, and
+//! a filter validated one way could close the parenthesis around it when run
+//! the other way. A filter is validated when it is set, and again whenever
+//! it is used (at the start of each run for a policy, each time holds are
+//! read for a hold), so an older filter that no longer passes fails with
+//! 22023 instead of running. Every failure is SQLSTATE 22023 with the reason
+//! (PostgreSQL's own message for a parse error) in the text.
 
 use crate::error::{PResult, PrivacyError};
+use crate::security::Scope;
 use pgrx::prelude::*;
 use pgrx::PgList;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 /// Longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 8192;
 
-/// Which kind of filter is checked (it changes messages and the function rule).
+/// Objects with an oid below this come from PostgreSQL's own catalog data
+/// (`FirstGenbkiObjectId`, access/transam.h).
+const FIRST_GENBKI_OBJECT_ID: u32 = 10_000;
+/// Objects with an oid below this were created by initdb
+/// (`FirstNormalObjectId`).
+const FIRST_NORMAL_OBJECT_ID: u32 = 16_384;
+
+/// Built-in functions that are only STABLE because they read `TimeZone`,
+/// `DateStyle` or `IntervalStyle` (or the transaction's start time), and are
+/// allowed in filters when at least one argument is a date/time value (or
+/// they take none, like `now()`). The casts between date/time types and the
+/// cross-type comparisons (`timestamptz_lt_date`…) are recognized by
+/// [`is_time_comparison`].
+pub const STABLE_TIME_FUNCTIONS: &[&str] = &[
+    "now",
+    "transaction_timestamp",
+    "statement_timestamp",
+    "date_trunc",
+    "date_part",
+    "extract",
+    "age",
+    "timezone",
+    "to_char",
+    "to_timestamp",
+    "to_date",
+    "make_timestamptz",
+    "date",
+    "time",
+    "timetz",
+    "timestamp",
+    "timestamptz",
+    "timestamptz_pl_interval",
+    "timestamptz_mi_interval",
+    "interval_pl_timestamptz",
+    "date_in",
+    "date_out",
+    "time_in",
+    "time_out",
+    "timetz_in",
+    "timetz_out",
+    "timestamp_in",
+    "timestamp_out",
+    "timestamptz_in",
+    "timestamptz_out",
+    "interval_in",
+    "interval_out",
+];
+
+/// Which kind of filter is checked (it changes messages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FilterKind {
-    /// A retention policy's `row_filter`: runs as the policy's own owner.
+    /// A retention policy's `row_filter`.
     Policy,
-    /// A legal hold's filter: runs inside other roles' purges.
+    /// A legal hold's filter.
     Hold,
 }
 
@@ -59,53 +135,16 @@ fn invalid(kind: FilterKind, why: impl std::fmt::Display) -> PrivacyError {
     )
 }
 
-/// Run `f` with `standard_conforming_strings = on` (how a filter is lexed:
-/// with it off, `'\'` would not end where it ends with it on, and a filter
-/// validated one way could close the parenthesis around it when run the
-/// other way) plus `extra` settings, at a new GUC nest level restored on
-/// exit (and by the (sub)transaction abort on error): nothing leaks into the
-/// caller's transaction. Filters are always validated and run inside this.
-pub fn with_settings<R>(extra: &[(&std::ffi::CStr, &str)], f: impl FnOnce() -> R) -> R {
-    struct Restore(i32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            unsafe { pg_sys::AtEOXact_GUC(true, self.0) };
-        }
-    }
-    let mut settings: Vec<(&std::ffi::CStr, CString)> =
-        vec![(c"standard_conforming_strings", CString::from(c"on"))];
-    for (name, value) in extra {
-        settings.push((name, CString::new(*value).expect("no NUL in a setting")));
-    }
-    let guard = unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        for (name, value) in &settings {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
-        Restore(level)
-    };
-    let out = f();
-    drop(guard);
-    out
-}
-
 /// Splice a validated filter into SQL: parenthesized, between newlines.
-/// Run the SQL with `standard_conforming_strings = on` ([`with_settings`]).
+/// Run the SQL inside a [`Scope`] (`standard_conforming_strings = on`).
 pub fn spliced(filter: &str) -> String {
     format!("(\n{filter}\n)")
 }
 
-/// Check `filter` against table `relid` (quoted, qualified name `qualified`)
-/// and return it trimmed. See the module documentation for the rules.
+/// Check `filter` against table `relid` and return it trimmed. See the
+/// module documentation for the rules. Parsing runs as the current role
+/// (type input functions of literals run at parse time: call it as the
+/// role the filter is then run as).
 pub fn validate(relid: pg_sys::Oid, filter: &str, kind: FilterKind) -> PResult<String> {
     let f = filter.trim();
     if f.is_empty() {
@@ -121,14 +160,10 @@ pub fn validate(relid: pg_sys::Oid, filter: &str, kind: FilterKind) -> PResult<S
         return Err(invalid(kind, "it contains a NUL character"));
     }
     let qualified = crate::types::qualified_name(relid)?;
-    let me = unsafe { pg_sys::GetUserId() };
-    // Parse and analyze as the caller, with the search_path filters run with;
-    // in a subtransaction so a parser ERROR comes back as a value.
-    let checked = crate::subxact::run(|| {
-        crate::security::as_role(me, || {
-            with_settings(&[], || unsafe { check(f, &qualified, kind) })
-        })
-    });
+    // Parse and analyze with the settings filters run with; in a
+    // subtransaction so a parser ERROR comes back as a value.
+    let checked =
+        crate::subxact::run(|| Scope::pinned().run(|| unsafe { check(f, &qualified, kind) }));
     match checked {
         Ok(()) => Ok(f.to_string()),
         Err(e) if e.code == pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE => Err(e),
@@ -248,14 +283,8 @@ unsafe fn check(f: &str, qualified: &str, kind: FilterKind) -> PResult<()> {
         ));
     }
 
-    // 4. hold filters: built-in functions only
-    if kind == FilterKind::Hold && uses_user_function(quals) {
-        return Err(invalid(
-            kind,
-            "only built-in functions and operators are allowed in a hold filter",
-        ));
-    }
-    Ok(())
+    // 4. the allow-list
+    check_allowed(quals).map_err(|why| invalid(kind, why))
 }
 
 #[pg_guard]
@@ -272,30 +301,237 @@ unsafe extern "C-unwind" fn raw_sublink_walker(
     pg_sys::raw_expression_tree_walker(node, Some(raw_sublink_walker), context)
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn user_function_checker(
-    func_id: pg_sys::Oid,
-    _context: *mut std::ffi::c_void,
-) -> bool {
-    u32::from(func_id) >= pg_sys::FirstNormalObjectId
+/// What the allow-list walk found first, if anything.
+struct Walk {
+    refusal: Option<String>,
+}
+
+/// Check an analyzed expression against the allow-list (module
+/// documentation, rule 4). `Err` carries the reason, in words.
+///
+/// # Safety
+/// `expr` is an analyzed expression tree.
+pub unsafe fn check_allowed(expr: *mut pg_sys::Node) -> Result<(), String> {
+    let mut walk = Walk { refusal: None };
+    if allow_walker(expr, (&mut walk as *mut Walk).cast()) {
+        Err(walk
+            .refusal
+            .unwrap_or_else(|| "it uses an expression that is not allowed".into()))
+    } else {
+        Ok(())
+    }
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn user_function_walker(
+unsafe extern "C-unwind" fn allow_walker(
     node: *mut pg_sys::Node,
     context: *mut std::ffi::c_void,
 ) -> bool {
     if node.is_null() {
         return false;
     }
-    if pg_sys::check_functions_in_node(node, Some(user_function_checker), context) {
+    let walk = &mut *(context as *mut Walk);
+    if let Err(why) = check_node(node) {
+        walk.refusal = Some(why);
         return true;
     }
-    pg_sys::expression_tree_walker(node, Some(user_function_walker), context)
+    if pg_sys::check_functions_in_node(node, Some(function_checker), context) {
+        return true;
+    }
+    pg_sys::expression_tree_walker(node, Some(allow_walker), context)
 }
 
-/// Whether the analyzed expression calls any function that is not built in
-/// (directly, through an operator, a cast or a type's I/O function).
-unsafe fn uses_user_function(expr: *mut pg_sys::Node) -> bool {
-    user_function_walker(expr, std::ptr::null_mut())
+#[pg_guard]
+unsafe extern "C-unwind" fn function_checker(
+    func_id: pg_sys::Oid,
+    context: *mut std::ffi::c_void,
+) -> bool {
+    match function_refusal(func_id) {
+        Some(why) => {
+            (*(context as *mut Walk)).refusal = Some(why);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The node kinds a filter may contain; for expression nodes, their type.
+unsafe fn check_node(node: *mut pg_sys::Node) -> Result<(), String> {
+    use pg_sys::NodeTag::*;
+    let typed = match (*node).type_ {
+        // containers without a value of their own
+        T_List | T_CaseWhen => false,
+        T_Var => {
+            let v = &*(node as *mut pg_sys::Var);
+            if v.varattno <= 0 || v.varlevelsup != 0 {
+                return Err(
+                    "it may only refer to the table's own columns one by one (no whole-row or system column)"
+                        .into(),
+                );
+            }
+            true
+        }
+        T_SQLValueFunction => {
+            use pg_sys::SQLValueFunctionOp::*;
+            let f = &*(node as *mut pg_sys::SQLValueFunction);
+            if !matches!(
+                f.op,
+                SVFOP_CURRENT_DATE
+                    | SVFOP_CURRENT_TIME
+                    | SVFOP_CURRENT_TIME_N
+                    | SVFOP_CURRENT_TIMESTAMP
+                    | SVFOP_CURRENT_TIMESTAMP_N
+                    | SVFOP_LOCALTIME
+                    | SVFOP_LOCALTIME_N
+                    | SVFOP_LOCALTIMESTAMP
+                    | SVFOP_LOCALTIMESTAMP_N
+            ) {
+                return Err("it may not read the session's state (CURRENT_USER, CURRENT_SCHEMA and the like)".into());
+            }
+            true
+        }
+        T_CoerceToDomain => {
+            let d = &*(node as *mut pg_sys::CoerceToDomain);
+            if u32::from(d.resulttype) >= FIRST_NORMAL_OBJECT_ID
+                && pg_sys::DomainHasConstraints(d.resulttype)
+            {
+                return Err(format!(
+                    "casts to domain {} are not allowed: its constraints are user code",
+                    type_name(d.resulttype)
+                ));
+            }
+            true
+        }
+        T_Const | T_FuncExpr | T_OpExpr | T_DistinctExpr | T_NullIfExpr | T_ScalarArrayOpExpr
+        | T_BoolExpr | T_RelabelType | T_CoerceViaIO | T_ArrayCoerceExpr | T_CollateExpr
+        | T_CaseExpr | T_CaseTestExpr | T_ArrayExpr | T_RowExpr | T_RowCompareExpr
+        | T_CoalesceExpr | T_MinMaxExpr | T_NullTest | T_BooleanTest | T_SubscriptingRef
+        | T_FieldSelect => true,
+        T_SubLink => return Err("subqueries are not allowed".into()),
+        T_Param => return Err("parameters are not allowed".into()),
+        T_XmlExpr => return Err("XML constructors are not allowed".into()),
+        _ => return Err("it uses a kind of expression that is not allowed".into()),
+    };
+    if typed {
+        let t = pg_sys::exprType(node);
+        if !type_allowed(t) {
+            return Err(format!(
+                "values of type {} are not allowed: only built-in types, enums, domains and arrays of them",
+                type_name(t)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Built-in types, enums, domains over allowed types, arrays of allowed
+/// types.
+pub fn type_allowed(t: pg_sys::Oid) -> bool {
+    if u32::from(t) < FIRST_NORMAL_OBJECT_ID {
+        return true;
+    }
+    unsafe {
+        match pg_sys::get_typtype(t) as u8 {
+            b'e' => true,
+            b'd' => {
+                let base = pg_sys::getBaseType(t);
+                base != t && type_allowed(base)
+            }
+            b'b' => {
+                let elem = pg_sys::get_element_type(t);
+                elem != pg_sys::Oid::INVALID && type_allowed(elem)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Why function `f` may not appear in a filter, or `None` when it may.
+pub fn function_refusal(f: pg_sys::Oid) -> Option<String> {
+    let name = function_name(f);
+    if u32::from(f) >= FIRST_GENBKI_OBJECT_ID {
+        return Some(format!(
+            "function {name} is not built in: filters may only use PostgreSQL's own functions and operators"
+        ));
+    }
+    match unsafe { pg_sys::func_volatile(f) } as u8 {
+        b'i' => None,
+        b's' if stable_time_function(f, &name) => None,
+        b's' => Some(format!(
+            "function {name} depends on the session or the database's contents: only immutable functions and date/time functions are allowed"
+        )),
+        _ => Some(format!(
+            "volatile functions (such as {name}) are not allowed"
+        )),
+    }
+}
+
+const DATE_TIME_TYPES: [pg_sys::Oid; 6] = [
+    pg_sys::DATEOID,
+    pg_sys::TIMEOID,
+    pg_sys::TIMETZOID,
+    pg_sys::TIMESTAMPOID,
+    pg_sys::TIMESTAMPTZOID,
+    pg_sys::INTERVALOID,
+];
+
+/// `date_lt_timestamptz`, `timestamptz_cmp_timestamp`…: comparisons across
+/// date/time types (stable: they convert with the session's TimeZone).
+pub fn is_time_comparison(name: &str) -> bool {
+    let kinds = ["date", "timestamp", "timestamptz"];
+    let ops = ["eq", "ne", "lt", "le", "gt", "ge", "cmp"];
+    kinds.iter().any(|a| {
+        kinds.iter().any(|b| {
+            a != b
+                && ops
+                    .iter()
+                    .any(|op| name == format!("{a}_{op}_{b}").as_str())
+        })
+    })
+}
+
+fn stable_time_function(f: pg_sys::Oid, name: &str) -> bool {
+    if !STABLE_TIME_FUNCTIONS.contains(&name) && !is_time_comparison(name) {
+        return false;
+    }
+    let args = function_args(f);
+    args.is_empty()
+        || args.iter().any(|a| DATE_TIME_TYPES.contains(a))
+        // input functions take (cstring, oid, int4) and return a date/time
+        || DATE_TIME_TYPES.contains(&unsafe { pg_sys::get_func_rettype(f) }) && name.ends_with("_in")
+}
+
+fn function_args(f: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    unsafe {
+        let mut argtypes: *mut pg_sys::Oid = std::ptr::null_mut();
+        let mut nargs: i32 = 0;
+        pg_sys::get_func_signature(f, &mut argtypes, &mut nargs);
+        if argtypes.is_null() || nargs <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(argtypes, nargs as usize).to_vec()
+        }
+    }
+}
+
+fn function_name(f: pg_sys::Oid) -> String {
+    unsafe {
+        let p = pg_sys::get_func_name(f);
+        if p.is_null() {
+            format!("with oid {}", u32::from(f))
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+fn type_name(t: pg_sys::Oid) -> String {
+    unsafe {
+        let p = pg_sys::format_type_extended(t, -1, 0);
+        if p.is_null() {
+            format!("with oid {}", u32::from(t))
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
 }

@@ -4,67 +4,65 @@
 //! only here as the extension owner) and shown by the view `privacy.holds`:
 //! - a **filter hold** on one table (`place_hold`): the rows of that table —
 //!   and of its partitions, when it is partitioned — for which the filter is
-//!   TRUE. The filter is checked like a policy's `row_filter` and may only
-//!   use built-in functions (it runs inside other roles' purges);
+//!   TRUE. The filter is checked like a policy's `row_filter` (the
+//!   allow-list of `filters`) when it is placed, and again every time it is
+//!   used: it runs inside other roles' purges and erasures, as the table's
+//!   owner;
 //! - a **subject hold** (`place_subject_hold`): every row, in every table
-//!   with a `SUBJECT` column, whose subject column equals the subject.
+//!   with a `SUBJECT` column, whose subject column equals the subject. The
+//!   held subject ids reach the generated SQL as bound array parameters
+//!   (`col = ANY($n)`), never as literals: no function or trigger running
+//!   in the statement can read them from its text.
 //!
 //! A hold is active at time T when it has not been released and its `until`
 //! (if any) is later than T. Holds are audited; a subject hold is audited
 //! with the subject's pseudonym, never in clear.
 //!
-//! Other modules call [`held_predicate`] (or [`ActiveHolds`] for many tables).
+//! Other modules read [`ActiveHolds`] once and ask it for the holds of each
+//! table ([`ActiveHolds::for_table`]), then splice
+//! [`TableHolds::predicate`] into their statements.
 
 use crate::audit;
-use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::error::{PResult, PrivacyError};
 use crate::filters::{self, FilterKind};
 use crate::security::{self, as_extension_owner};
+use crate::sql::Params;
 use crate::types::{regclass_text, Regclass};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use serde_json::json;
 
-/// A SQL boolean expression over table `relid`'s own columns, TRUE for rows
-/// under a hold active at `as_of`: the table's filter holds (and those of
-/// its partitioned ancestors) and, when the table has a SUBJECT column, the
-/// subject holds. `None` when no hold applies. Safe to splice into SQL that
-/// runs under `search_path = pg_catalog, pg_temp` and
-/// `standard_conforming_strings = on` (run it inside
-/// `filters::with_settings`, as the purge does); never NULL (filters are
-/// wrapped in `COALESCE(…, false)`).
-pub fn held_predicate(relid: pg_sys::Oid, as_of: TimestampWithTimeZone) -> PResult<Option<String>> {
-    let active = ActiveHolds::load(as_of)?;
-    let subject_col = if active.subjects.is_empty() {
-        None
-    } else {
-        crate::tags::table_tags(relid)?
-            .into_iter()
-            .find(|t| t.label.subject)
-    };
-    active.predicate(relid, subject_col.as_ref())
+/// The holds active at one time, read once (two queries) for callers that
+/// need the holds of many tables.
+pub struct ActiveHolds {
+    /// (hold id, table oid, row filter) of the filter holds
+    tables: Vec<(i64, pg_sys::Oid, String)>,
+    subjects: Vec<String>,
 }
 
-/// The holds active at one time, read once (two queries) for callers that
-/// need the predicate of many tables (`forget_subject`).
-pub struct ActiveHolds {
-    /// (table oid, row filter) of the filter holds
-    tables: Vec<(pg_sys::Oid, String)>,
-    subjects: Vec<String>,
+/// The holds that apply to one table.
+#[derive(Clone, Debug, Default)]
+pub struct TableHolds {
+    /// validated filters over the table's own columns
+    filters: Vec<String>,
+    /// (subject column, its type, the held subjects)
+    subjects: Option<(String, pg_sys::Oid, Vec<String>)>,
 }
 
 impl ActiveHolds {
     pub fn load(as_of: TimestampWithTimeZone) -> PResult<ActiveHolds> {
         as_extension_owner(|| {
             let tables = crate::sql::rows(
-                "SELECT h.table_name::pg_catalog.oid, h.row_filter FROM privacy.legal_holds h
+                "SELECT h.id, h.table_name::pg_catalog.oid, h.row_filter FROM privacy.legal_holds h
                   WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > $1)
                     AND h.table_name IS NOT NULL
                   ORDER BY h.id",
                 &[as_of.into()],
                 |r| {
                     Ok((
-                        r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
-                        r.get::<String>(2)?.unwrap_or_default(),
+                        r.get::<i64>(1)?.unwrap_or(0),
+                        r.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::Oid::INVALID),
+                        r.get::<String>(3)?.unwrap_or_default(),
                     ))
                 },
             )?;
@@ -80,15 +78,23 @@ impl ActiveHolds {
         })
     }
 
-    /// [`held_predicate`] of table `relid`, whose SUBJECT column (if any) is
-    /// `subject_col`.
-    pub fn predicate(
+    /// Whether any subject hold is active (then the SUBJECT column of a
+    /// table matters).
+    pub fn has_subject_holds(&self) -> bool {
+        !self.subjects.is_empty()
+    }
+
+    /// The holds of table `relid`, whose SUBJECT column (if any) is
+    /// `subject_col`: its filter holds and those of its partitioned
+    /// ancestors, each validated again (as the current role: call it as the
+    /// role the statements run as), and the subject holds. A filter that no
+    /// longer passes is an error (22023): a hold is never silently ignored.
+    pub fn for_table(
         &self,
         relid: pg_sys::Oid,
         subject_col: Option<&crate::tags::ColumnTag>,
-    ) -> PResult<Option<String>> {
-        // filter holds on the table or on a partitioned ancestor
-        let ancestors = if self.tables.iter().any(|(t, _)| *t != relid) {
+    ) -> PResult<TableHolds> {
+        let ancestors = if self.tables.iter().any(|(_, t, _)| *t != relid) {
             crate::sql::rows(
                 "SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1) a",
                 &[relid.into()],
@@ -97,57 +103,105 @@ impl ActiveHolds {
         } else {
             Vec::new()
         };
-        let mut parts: Vec<String> = self
-            .tables
-            .iter()
-            .filter(|(t, _)| *t == relid || ancestors.contains(t))
-            .map(|(_, f)| format!("COALESCE({}, false)", filters::spliced(f)))
-            .collect();
-        if let Some(col) = subject_col {
-            if let Some(p) = subject_predicate(&col.name, col.type_oid, &self.subjects) {
-                parts.push(p);
+        let mut filters_of = Vec::new();
+        for (id, table, filter) in &self.tables {
+            if *table != relid && !ancestors.contains(table) {
+                continue;
             }
+            let f = filters::validate(*table, filter, FilterKind::Hold).map_err(|e| {
+                PrivacyError::invalid_parameter(format!(
+                    "legal hold {id} on table {} has a filter that is not allowed any more: {}",
+                    regclass_text(*table),
+                    e.message
+                ))
+                .with_hint(
+                    "Release the hold and place it again with an allowed filter; until then the table's rows are neither purged nor erased.",
+                )
+            })?;
+            filters_of.push(f);
         }
-        Ok(if parts.is_empty() {
-            None
-        } else {
-            Some(format!("({})", parts.join(" OR ")))
+        let subjects = match subject_col {
+            Some(col) if !self.subjects.is_empty() => {
+                Some((col.name.clone(), col.type_oid, self.subjects.clone()))
+            }
+            _ => None,
+        };
+        Ok(TableHolds {
+            filters: filters_of,
+            subjects,
         })
     }
 }
 
-/// `col IN (…)` for the subjects that can be values of the column's type.
-/// Pure string building (unit tested).
-pub fn subject_predicate(column: &str, typid: pg_sys::Oid, subjects: &[String]) -> Option<String> {
-    let q = spi::quote_identifier(column);
-    let values: Vec<String> =
-        if typid == pg_sys::INT2OID || typid == pg_sys::INT4OID || typid == pg_sys::INT8OID {
-            let (lo, hi) = if typid == pg_sys::INT2OID {
-                (i16::MIN as i64, i16::MAX as i64)
-            } else if typid == pg_sys::INT4OID {
-                (i32::MIN as i64, i32::MAX as i64)
-            } else {
-                (i64::MIN, i64::MAX)
-            };
-            subjects
-                .iter()
-                .filter_map(|s| s.trim().parse::<i64>().ok())
-                .filter(|v| *v >= lo && *v <= hi)
-                .map(|v| v.to_string())
-                .collect()
-        } else if typid == pg_sys::UUIDOID {
-            subjects
-                .iter()
-                .filter_map(|s| canonical_uuid(s))
-                .map(|u| format!("CAST('{u}' AS pg_catalog.uuid)"))
-                .collect()
+impl TableHolds {
+    #[cfg_attr(not(any(test, feature = "pg_test")), allow(dead_code))]
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty() && self.subjects.is_none()
+    }
+
+    /// A SQL boolean expression over the table's own columns, TRUE for rows
+    /// under one of the holds, never NULL; the held subjects are added to
+    /// `params`. `None` when no hold applies. Run it inside a
+    /// `security::Scope` (`standard_conforming_strings = on`, pinned path).
+    pub fn predicate(&self, params: &mut Params) -> Option<String> {
+        let mut parts: Vec<String> = self
+            .filters
+            .iter()
+            .map(|f| format!("COALESCE({}, false)", filters::spliced(f)))
+            .collect();
+        if let Some((col, typid, subjects)) = &self.subjects {
+            if let Some(p) = subject_predicate(col, *typid, subjects, params) {
+                parts.push(p);
+            }
+        }
+        if parts.is_empty() {
+            None
         } else {
-            subjects.iter().map(spi::quote_literal).collect()
+            Some(format!("({})", parts.join(" OR ")))
+        }
+    }
+}
+
+/// `col = ANY($n)` for the subjects that can be values of the column's type,
+/// the array bound as a parameter (pure string building, unit tested).
+pub fn subject_predicate(
+    column: &str,
+    typid: pg_sys::Oid,
+    subjects: &[String],
+    params: &mut Params,
+) -> Option<String> {
+    let q = spi::quote_identifier(column);
+    if typid == pg_sys::INT2OID || typid == pg_sys::INT4OID || typid == pg_sys::INT8OID {
+        let (lo, hi) = if typid == pg_sys::INT2OID {
+            (i16::MIN as i64, i16::MAX as i64)
+        } else if typid == pg_sys::INT4OID {
+            (i32::MIN as i64, i32::MAX as i64)
+        } else {
+            (i64::MIN, i64::MAX)
         };
-    if values.is_empty() {
-        None
+        let values: Vec<i64> = subjects
+            .iter()
+            .filter_map(|s| s.trim().parse::<i64>().ok())
+            .filter(|v| *v >= lo && *v <= hi)
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        let p = params.push(values);
+        Some(format!("({q} = ANY ({p}::pg_catalog.int8[]))"))
+    } else if typid == pg_sys::UUIDOID {
+        let values: Vec<String> = subjects.iter().filter_map(|s| canonical_uuid(s)).collect();
+        if values.is_empty() {
+            return None;
+        }
+        let p = params.push(values);
+        Some(format!("({q} = ANY (CAST({p} AS pg_catalog.uuid[])))"))
     } else {
-        Some(format!("({q} IN ({}))", values.join(", ")))
+        if subjects.is_empty() {
+            return None;
+        }
+        let p = params.push(subjects.to_vec());
+        Some(format!("({q} = ANY ({p}::pg_catalog.text[]))"))
     }
 }
 
@@ -214,7 +268,7 @@ fn place_hold(
     reason: Option<String>,
     until: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> i64 {
-    (|| -> PResult<i64> {
+    audit::entry("place_hold", || {
         let relid = need(tbl, "tbl")?.0;
         let filter = need(row_filter, "row_filter")?;
         let reason = check_reason(&need(reason, "reason")?)?;
@@ -266,8 +320,7 @@ fn place_hold(
                     "until": until.map(|u| u.to_string()) }),
         )?;
         Ok(id)
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.place_subject_hold(subject, reason, until)`: hold every row of
@@ -278,7 +331,7 @@ fn place_subject_hold(
     reason: Option<String>,
     until: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) -> i64 {
-    (|| -> PResult<i64> {
+    audit::entry("place_subject_hold", || {
         let subject = need(subject, "subject")?;
         if subject.trim().is_empty() {
             return Err(PrivacyError::invalid_parameter("subject must not be empty"));
@@ -307,15 +360,14 @@ fn place_subject_hold(
                     "until": until.map(|u| u.to_string()) }),
         )?;
         Ok(id)
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.release_hold(id)`: end a hold now (42704 unknown, 55000 already
 /// released).
 #[pg_extern(volatile, parallel_unsafe)]
 fn release_hold(id: Option<i64>) {
-    (|| -> PResult<()> {
+    audit::entry("release_hold", || {
         let id = need(id, "id")?;
         let actor = security::current_role_name();
         let state = as_extension_owner(|| {
@@ -333,10 +385,10 @@ fn release_hold(id: Option<i64>) {
         })?;
         match state {
             None => {
-                return Err(PrivacyError::undefined_object(format!(
-                    "hold {id} does not exist"
-                ))
-                .with_hint("See privacy.holds."))
+                return Err(
+                    PrivacyError::undefined_object(format!("hold {id} does not exist"))
+                        .with_hint("See privacy.holds."),
+                )
             }
             Some(true) => {
                 return Err(PrivacyError::object_state(format!(
@@ -353,6 +405,5 @@ fn release_hold(id: Option<i64>) {
             Ok(())
         })?;
         audit::record("release_hold", &id.to_string(), json!({}))
-    })()
-    .or_raise()
+    })
 }

@@ -31,7 +31,7 @@
 //! for the current transaction. That makes the SQL functions PARALLEL SAFE.
 
 use crate::audit;
-use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::error::{PResult, PrivacyError};
 use crate::security;
 use hmac::{Hmac, Mac};
 use pgrx::prelude::*;
@@ -436,7 +436,7 @@ fn create_key(
     name: default!(Option<String>, "'default'"),
     secret: default!(Option<Vec<u8>>, "NULL"),
 ) -> String {
-    (|| -> PResult<String> {
+    audit::entry("create_key", || {
         let name = required_name(name)?;
         let generated = secret.is_none();
         let mut secret = match secret {
@@ -494,15 +494,14 @@ fn create_key(
             }),
         )?;
         Ok(fp)
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.rotate_key(name)`: a new version with 32 random bytes becomes
 /// active; the previous version is retired and its secret destroyed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn rotate_key(name: default!(Option<String>, "'default'")) -> String {
-    (|| -> PResult<String> {
+    audit::entry("rotate_key", || {
         let name = required_name(name)?;
         let mut secret = random_secret()?;
         let fp = fingerprint(&secret);
@@ -545,14 +544,13 @@ fn rotate_key(name: default!(Option<String>, "'default'")) -> String {
             json!({ "version": version, "fingerprint": fp, "previous_fingerprint": old_fp }),
         )?;
         Ok(fp)
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.drop_key(name)`: delete every version (crypto-shredding).
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_key(name: Option<String>) {
-    (|| -> PResult<()> {
+    audit::entry("drop_key", || {
         let name = required_name(name)?;
         let fingerprints = security::as_extension_owner(|| {
             lock_keys()?;
@@ -584,8 +582,7 @@ fn drop_key(name: Option<String>) {
                 "fingerprints": fingerprints.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(),
             }),
         )
-    })()
-    .or_raise()
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! |-------------|-------------------------------------------------------------|
 //! | `error`     | the error type and its SQLSTATE constructors                |
 //! | `gucs`      | the `privacy.*` settings                                    |
-//! | `security`  | acting as the extension owner / a policy owner              |
-//! | `audit`     | appending to `privacy.audit_log`                            |
+//! | `security`  | the one scope guard: identity (table/extension owner, restricted), pinned settings |
+//! | `audit`     | `privacy.audit_log`, audit lines in the server log, SQL entry points |
 //! | `labels`    | the label grammar (pure Rust parser and printer)            |
 //! | `tags`      | the `privacy` label provider, tag wrappers, tag readers     |
 //! | `purposes`  | `define_purpose` / `drop_purpose`                           |
@@ -17,9 +17,10 @@
 //! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
 //! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
 //! | `subxact`   | running work in a subtransaction, errors as values          |
-//! | `filters`   | row_filter / hold filter validation (PostgreSQL's analyzer) |
+//! | `sql`       | SPI helpers, statement parameters, values carried between statements |
+//! | `filters`   | row_filter / hold filter validation (analyzer + allow-list) |
 //! | `policies`  | `add/alter/drop_retention_policy`, policy checks            |
-//! | `holds`     | legal holds and `holds::held_predicate`                     |
+//! | `holds`     | legal holds and the predicate of each table's holds         |
 //! | `anonymize` | per-column anonymization SQL (`anonymize::rewrites`)        |
 //! | `purge`     | the batch engine (`purge::Run`) and `run_retention`         |
 //! | `worker`    | the background launcher and per-database workers            |

@@ -31,7 +31,7 @@ fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
 /// purpose. Idempotent: objecting twice keeps the first objection's time.
 #[pg_extern(volatile, parallel_unsafe)]
 fn object_to_purpose(subject: Option<&str>, purpose: Option<&str>) {
-    (|| -> PResult<()> {
+    audit::entry("object_to_purpose", || {
         let subject = need(subject, "subject")?;
         let purpose = purposes::require(need(purpose, "purpose")?)?;
         let pseudonym = crate::subject::pseudonym(subject)?;
@@ -48,8 +48,7 @@ fn object_to_purpose(subject: Option<&str>, purpose: Option<&str>) {
             &purpose,
             json!({ "subject_pseudonym": pseudonym, "already_objected": !created }),
         )
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.withdraw_objection(subject, purpose)`: the subject opts back in.
@@ -57,7 +56,7 @@ fn object_to_purpose(subject: Option<&str>, purpose: Option<&str>) {
 /// been dropped can still be withdrawn.
 #[pg_extern(volatile, parallel_unsafe)]
 fn withdraw_objection(subject: Option<&str>, purpose: Option<&str>) {
-    (|| -> PResult<()> {
+    audit::entry("withdraw_objection", || {
         let subject = need(subject, "subject")?;
         let purpose = purposes::normalize_name(need(purpose, "purpose")?)?;
         let pseudonym = crate::subject::pseudonym(subject)?;
@@ -76,8 +75,7 @@ fn withdraw_objection(subject: Option<&str>, purpose: Option<&str>) {
             &purpose,
             json!({ "subject_pseudonym": pseudonym, "had_objected": existed }),
         )
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.may_process(subject, purpose)`: FALSE when the subject objected
@@ -86,6 +84,7 @@ fn withdraw_objection(subject: Option<&str>, purpose: Option<&str>) {
 /// so a misspelt purpose in a policy fails loudly instead of allowing all.
 #[pg_extern(stable, parallel_safe)]
 fn may_process(subject: Option<&str>, purpose: Option<&str>) -> bool {
+    // no SQL here (index probes only): nothing a search_path could redirect
     (|| -> PResult<bool> {
         let purpose = need(purpose, "purpose")?;
         let purpose: Cow<str> = if is_normalized(purpose) {

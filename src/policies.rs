@@ -4,8 +4,11 @@
 //! A policy is stored in `privacy.retention_policy_defs` (closed to PUBLIC,
 //! written only here and by `purge` as the extension owner) and shown by the
 //! view `privacy.retention_policies`. It records its **owner**, the role
-//! that created it; every run executes as that owner (`purge`), so a policy
-//! can never do more than its owner could do by hand.
+//! that created it. Every run first checks that the owner still holds the
+//! privileges the action needs, then runs its statements as the **table's
+//! owner**, restricted (`purge`): a policy never does more than its owner
+//! could do by hand, and the table owner's triggers, constraints and
+//! functions never run with the policy owner's (or the worker's) rights.
 //!
 //! Everything is validated up front: the table exists and is a plain table
 //! (42P01, 22023), the anchor column exists (42703) and is date, timestamp
@@ -19,7 +22,7 @@
 
 use crate::anonymize;
 use crate::audit;
-use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::error::{PResult, PrivacyError};
 use crate::filters::{self, FilterKind};
 use crate::security::{self, as_extension_owner};
 use crate::types::{regclass_text, Regclass, SqlName};
@@ -316,23 +319,56 @@ fn default_name(relid: pg_sys::Oid, action: Action) -> PResult<String> {
 
 /// The creator's privileges on the table for this action (42501).
 pub fn check_privileges(relid: pg_sys::Oid, action: Action) -> PResult<()> {
+    check_privileges_of(unsafe { pg_sys::GetUserId() }, relid, action)
+}
+
+/// `role`'s privileges on the table for this action (42501): a policy does
+/// nothing its owner could not do by hand.
+pub fn check_privileges_of(role: pg_sys::Oid, relid: pg_sys::Oid, action: Action) -> PResult<()> {
     for privilege in ["SELECT", action.privilege()] {
-        if !security::has_table_privilege(relid, privilege)? {
-            return Err(PrivacyError::insufficient_privilege(format!(
+        if !security::role_has_table_privilege(role, relid, privilege)? {
+            let mut e = PrivacyError::insufficient_privilege(format!(
                 "permission denied for table {}",
                 regclass_text(relid)
             ))
             .with_hint(format!(
-                "A {} policy needs SELECT and {} on the table: it runs with its owner's privileges.",
+                "A {} policy needs SELECT and {} on the table: it never does more than its owner could do by hand.",
                 action.as_str(),
                 action.privilege()
-            )));
+            ));
+            if role != unsafe { pg_sys::GetUserId() } {
+                e = e.with_detail(format!(
+                    "The policy's owner, role \"{}\", does not have {privilege} on it.",
+                    role_name(role)
+                ));
+            }
+            return Err(e);
         }
+    }
+    check_row_security_of(role, relid)
+}
+
+/// Refuse (42501) a table where row-level security filters `role`'s view:
+/// the run's statements execute as the table's owner, who is not subject to
+/// the table's policies (unless it forces them on itself), so the policy
+/// would purge rows its owner could neither see nor delete by hand.
+pub fn check_row_security_of(role: pg_sys::Oid, relid: pg_sys::Oid) -> PResult<()> {
+    let filtered = security::Scope::as_role(role).restricted().run(|| {
+        crate::sql::opt::<bool>("SELECT pg_catalog.row_security_active($1)", &[relid.into()])
+    })?;
+    if filtered == Some(true) {
+        return Err(PrivacyError::insufficient_privilege(format!(
+            "row-level security is active on table {} for role \"{}\": a retention policy could change rows that role cannot see",
+            regclass_text(relid),
+            role_name(role)
+        ))
+        .with_hint("Retention runs as the table's owner: create the policy as the table's owner or as a role with BYPASSRLS."));
     }
     Ok(())
 }
 
-/// Check an anonymize policy's columns and key for the current role.
+/// Check an anonymize policy's columns and key: for the current role (the
+/// policy's owner) and for the table's owner, whose rows are hashed.
 pub fn check_anonymize(relid: pg_sys::Oid, purpose: Option<&str>) -> PResult<()> {
     let planned = anonymize::plan(relid, purpose)?;
     if planned.is_empty() {
@@ -345,7 +381,16 @@ pub fn check_anonymize(relid: pg_sys::Oid, purpose: Option<&str>) -> PResult<()>
         ))
         .with_hint("Tag columns with SECURITY LABEL FOR privacy or privacy.tag_column() first."));
     }
-    anonymize::check_key_usable(&planned)
+    anonymize::check_key_usable(
+        &planned,
+        unsafe { pg_sys::GetUserId() },
+        anonymize::KeyUser::PolicyOwner,
+    )?;
+    anonymize::check_key_usable(
+        &planned,
+        security::table_owner(relid)?,
+        anonymize::KeyUser::TableOwner(relid),
+    )
 }
 
 fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
@@ -365,7 +410,7 @@ fn add_retention_policy(
     name: default!(Option<String>, "NULL"),
     schedule_interval: default!(Option<Interval>, "'1 hour'"),
 ) -> String {
-    (|| -> PResult<String> {
+    audit::entry("add_retention_policy", || {
         let relid = need(tbl, "tbl")?.0;
         let keep_for = need(keep_for, "keep_for")?;
         let anchor = need(anchor, "anchor")?;
@@ -463,8 +508,7 @@ fn add_retention_policy(
             }),
         )?;
         Ok(name)
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.alter_retention_policy(name, keep_for, row_filter,
@@ -478,7 +522,7 @@ fn alter_retention_policy(
     schedule_interval: default!(Option<Interval>, "NULL"),
     enabled: default!(Option<bool>, "NULL"),
 ) {
-    (|| -> PResult<()> {
+    audit::entry("alter_retention_policy", || {
         let name = need(name, "name")?;
         let p = require(&name)?;
         require_manage(&p, "alter")?;
@@ -536,14 +580,13 @@ fn alter_retention_policy(
             &p.name,
             serde_json::Value::Object(changes),
         )
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.drop_retention_policy(name)`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_retention_policy(name: Option<String>) {
-    (|| -> PResult<()> {
+    audit::entry("drop_retention_policy", || {
         let name = need(name, "name")?;
         let p = require(&name)?;
         require_manage(&p, "drop")?;
@@ -559,8 +602,7 @@ fn drop_retention_policy(name: Option<String>) {
             &p.name,
             json!({ "table": regclass_text(p.relid) }),
         )
-    })()
-    .or_raise()
+    })
 }
 
 /// Names of the policies that name `purpose` (for `drop_purpose`).

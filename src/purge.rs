@@ -23,8 +23,9 @@
 //! ```
 //! Each method expects to run inside a transaction with an active snapshot
 //! (as `BackgroundWorker::transaction` or a SQL function call provide), as
-//! any role: the engine switches to the policy owner / extension owner
-//! itself. A typical worker loop:
+//! any role and with any settings: each pins its own (`security::Scope`)
+//! and switches to the table owner / extension owner itself. A typical
+//! worker loop:
 //!
 //! ```ignore
 //! let mut run = tx(|| Run::start(&name, now, false, TriggeredBy::Worker))?; // Err: already recorded, or 55P03 "already running" (skip)
@@ -50,18 +51,26 @@
 //! - `start` loads the policy (42704 when it does not exist), takes an
 //!   advisory lock on it — session-level for the worker, transaction-level
 //!   for manual runs (55P03 "already running" when another session runs
-//!   it: nothing is recorded then) — re-validates it as its owner
-//!   (table, anchor column and type, row_filter, privileges, anonymize
-//!   columns and key) and inserts its `retention_runs` row (status
-//!   `running`). When the re-validation fails, `start` itself records the
-//!   failed run (row, policy status and back-off, audit), releases the lock
-//!   and returns the error: the caller just commits.
-//! - `next_batch` changes at most `privacy.batch_size` rows, as the
-//!   policy's owner (`security::as_role`), with `lock_timeout` scoped to the
-//!   batch (GUC nest level: nothing leaks into the caller's transaction),
-//!   inside a subtransaction: a failing batch (lock timeout 55P03 on a
-//!   table, FK violation, …) is rolled back alone and returned as `Err`;
-//!   earlier batches stay done. The worker then calls `finish(Some(&err))`.
+//!   it: nothing is recorded then) — re-validates it (table, anchor column
+//!   and type, the policy owner's privileges, row_filter against the
+//!   allow-list, anonymize columns, the keyed hash for both the policy
+//!   owner and the table owner) and inserts its `retention_runs` row
+//!   (status `running`). When the re-validation fails, `start` itself
+//!   records the failed run (row, policy status and back-off, audit),
+//!   releases the lock and returns the error: the caller just commits.
+//! - `next_batch` checks again that the policy owner holds SELECT and
+//!   DELETE/UPDATE on the table, then changes at most `privacy.batch_size`
+//!   rows **as the table's owner**, with `SECURITY_RESTRICTED_OPERATION`,
+//!   pinned settings and `lock_timeout` scoped to the batch (a
+//!   `security::Scope`: nothing leaks into the caller's transaction, nothing
+//!   a trigger sets survives it), inside a subtransaction: a failing batch
+//!   (lock timeout 55P03 on a table, FK violation, …) is rolled back alone
+//!   and returned as `Err`; earlier batches stay done. The worker then
+//!   calls `finish(Some(&err))`. Running as the table's owner, like VACUUM
+//!   and REFRESH MATERIALIZED VIEW do, means the owner's triggers,
+//!   constraints and functions (`ANONYMIZE FUNCTION`) never run with the
+//!   policy owner's or the worker's rights; checking the policy owner's
+//!   privileges first means a policy never does more than its owner could.
 //!   Row locks: the fast shape changes the rows directly and waits for a
 //!   row lock at most min(privacy.lock_timeout, deadlock_timeout / 2); past
 //!   that it is rolled back and the careful shape (`FOR UPDATE SKIP LOCKED`,
@@ -113,13 +122,14 @@
 
 #![allow(dead_code)] // `Run`'s accessors, `record_failure`, `due_policies`: the worker's interface
 
-use crate::anonymize::{self, ColumnRewrite};
+use crate::anonymize::{self, ColumnRewrite, KeyUser};
 use crate::audit;
-use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::error::{PResult, PrivacyError};
 use crate::filters::{self, FilterKind};
-use crate::holds;
+use crate::holds::{ActiveHolds, TableHolds};
 use crate::policies::{self, Action, AnchorType, Policy};
-use crate::security::{self, as_extension_owner, as_role};
+use crate::security::{self, as_extension_owner, Scope};
+use crate::sql::Params;
 use crate::types::{regclass_text, Regclass};
 use pgrx::datum::{Date, DatumWithOid, Interval, Timestamp, TimestampWithTimeZone};
 use pgrx::pg_sys::panic::ErrorReport;
@@ -238,7 +248,10 @@ pub struct Run {
     id: i64,
     policy: String,
     relid: pg_sys::Oid,
+    /// the policy's owner (whose privileges are checked)
     owner: pg_sys::Oid,
+    /// the table's owner (who runs the statements), read at each batch
+    table_owner: pg_sys::Oid,
     action: Action,
     as_of: TimestampWithTimeZone,
     keep_for: Interval,
@@ -311,27 +324,59 @@ fn unlock(policy: &str, by: TriggeredBy) -> PResult<()> {
     Ok(())
 }
 
-/// Run `f` with `lock_timeout = privacy.lock_timeout` and the lexical
-/// settings filters were validated with (see `filters::with_settings`),
-/// restored on exit.
-fn with_lock_timeout<R>(f: impl FnOnce() -> R) -> R {
-    with_timeout_ms(crate::gucs::lock_timeout_ms(), f)
+/// The scope a run's statements run in: as the table's owner
+/// `table_owner`, restricted, pinned settings, `lock_timeout = ms`.
+fn owner_scope(table_owner: pg_sys::Oid, ms: i32) -> Scope {
+    Scope::as_role(table_owner)
+        .restricted()
+        .setting(c"lock_timeout", &format!("{ms}ms"))
 }
 
-/// The same with lock_timeout `ms`.
-fn with_timeout_ms<R>(ms: i32, f: impl FnOnce() -> R) -> R {
-    let timeout = format!("{ms}ms");
-    filters::with_settings(&[(c"lock_timeout", timeout.as_str())], f)
-}
-
-/// What `start` checks as the policy's owner; gives the scan plan.
+/// What `start` checks; gives the scan plan.
 struct Checked {
+    table_owner: pg_sys::Oid,
     qualified: String,
     anchor_type: AnchorType,
     row_filter: Option<String>,
     rewrites: Vec<ColumnRewrite>,
     scan: Scan,
     skip_locked: bool,
+}
+
+/// The table's current owner, after checking that the policy's owner may
+/// still do what the policy does (42501 otherwise).
+fn check_owners(
+    relid: pg_sys::Oid,
+    policy_owner: pg_sys::Oid,
+    action: Action,
+) -> PResult<pg_sys::Oid> {
+    // one query for what every batch checks
+    let (table_owner, granted) = Spi::connect(|c| {
+        let rows = c.select(
+            "SELECT c.relowner,
+                    pg_catalog.has_table_privilege($2, c.oid, 'SELECT')
+                    AND pg_catalog.has_table_privilege($2, c.oid, $3)
+               FROM pg_catalog.pg_class c WHERE c.oid = $1",
+            Some(1),
+            &[relid.into(), policy_owner.into(), action.privilege().into()],
+        )?;
+        for r in rows {
+            return Ok::<_, PrivacyError>((r.get::<pg_sys::Oid>(1)?, r.get::<bool>(2)?));
+        }
+        Ok((None, None))
+    })?;
+    let table_owner = table_owner.ok_or_else(|| {
+        PrivacyError::undefined_table(format!(
+            "table with oid {} does not exist",
+            u32::from(relid)
+        ))
+    })?;
+    if granted != Some(true) {
+        // the precise error (which privilege, whose)
+        policies::check_privileges_of(policy_owner, relid, action)?;
+    }
+    policies::check_row_security_of(policy_owner, relid)?;
+    Ok(table_owner)
 }
 
 fn role_exists(oid: pg_sys::Oid) -> PResult<bool> {
@@ -351,16 +396,23 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
         ))
         .with_hint("Drop the policy and create it again as an existing role."));
     }
+    let timeout = crate::gucs::lock_timeout_ms();
     crate::subxact::run(|| {
-        as_role(p.owner, || {
-            with_lock_timeout(|| {
+        Scope::pinned()
+            .setting(c"lock_timeout", &format!("{timeout}ms"))
+            .run(|| {
                 policies::check_table(p.relid)?;
                 let (attnum, anchor_type) = policies::anchor_info(p.relid, &p.anchor)?;
+                let table_owner = check_owners(p.relid, p.owner, p.action)?;
+                // parsed as the table's owner, who runs it (a literal's
+                // type input function runs at parse time)
                 let row_filter = match &p.row_filter {
                     None => None,
-                    Some(f) => Some(filters::validate(p.relid, f, FilterKind::Policy)?),
+                    Some(f) => Some(
+                        owner_scope(table_owner, timeout)
+                            .run(|| filters::validate(p.relid, f, FilterKind::Policy))?,
+                    ),
                 };
-                policies::check_privileges(p.relid, p.action)?;
                 let rewrites = if p.action == Action::Anonymize {
                     let planned = anonymize::plan(p.relid, p.purpose.as_deref())?;
                     if planned.is_empty() {
@@ -369,7 +421,12 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                             regclass_text(p.relid)
                         )));
                     }
-                    anonymize::check_key_usable(&planned)?;
+                    anonymize::check_key_usable(&planned, p.owner, KeyUser::PolicyOwner)?;
+                    anonymize::check_key_usable(
+                        &planned,
+                        table_owner,
+                        KeyUser::TableOwner(p.relid),
+                    )?;
                     planned.into_iter().map(|x| x.rewrite).collect()
                 } else {
                     Vec::new()
@@ -385,8 +442,10 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                 };
                 // FOR UPDATE needs UPDATE: an owner with DELETE only waits
                 // (bounded by lock_timeout) instead of skipping locked rows
-                let skip_locked = security::has_table_privilege(p.relid, "UPDATE")?;
+                let skip_locked =
+                    security::role_has_table_privilege(table_owner, p.relid, "UPDATE")?;
                 Ok(Checked {
+                    table_owner,
                     skip_locked,
                     qualified: crate::types::qualified_name(p.relid)?,
                     anchor_type,
@@ -395,7 +454,6 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                     scan,
                 })
             })
-        })
     })
 }
 
@@ -530,6 +588,17 @@ impl Run {
         dry_run: bool,
         by: TriggeredBy,
     ) -> PResult<Run> {
+        Scope::pinned()
+            .qualified_names()
+            .run(|| Run::start_pinned(policy, as_of, dry_run, by))
+    }
+
+    fn start_pinned(
+        policy: &str,
+        as_of: TimestampWithTimeZone,
+        dry_run: bool,
+        by: TriggeredBy,
+    ) -> PResult<Run> {
         let p = policies::require(policy)?;
         if !try_lock(&p.name, by)? {
             return Err(PrivacyError::lock_not_available(format!(
@@ -560,6 +629,11 @@ impl Run {
                     batches: 0,
                     error: Some(error_text(&e)),
                 })?;
+                audit::log_refusal(
+                    "run_retention",
+                    &e,
+                    &json!({ "policy": p.name, "run_id": id }),
+                );
                 return Err(e);
             }
         };
@@ -584,6 +658,7 @@ impl Run {
             policy: p.name,
             relid: p.relid,
             owner: p.owner,
+            table_owner: checked.table_owner,
             action: p.action,
             as_of,
             keep_for: p.keep_for,
@@ -820,43 +895,44 @@ impl Run {
     ///   one more WAL record per row.
     fn page_statement(
         &self,
-        held: Option<&str>,
+        holds: &TableHolds,
         page: Page<'_>,
         careful: bool,
-    ) -> (String, Vec<DatumWithOid<'static>>) {
+    ) -> (String, Params) {
         let a = spi::quote_identifier(&self.anchor);
         let t = &self.qualified;
-        let mut args = self.base_args();
-        args.push(crate::gucs::batch_size().into()); // $3: the page's LIMIT
-                                                     // `base`: what makes a row a candidate (rechecked on the version a
-                                                     // change or a lock finds); `conds`: plus the position
+        let mut params = Params::with(self.base_args());
+        let limit = params.push(crate::gucs::batch_size()); // the page's LIMIT
+                                                            // `base`: what makes a row a candidate (rechecked on the version a
+                                                            // change or a lock finds); `conds`: plus the position
         let base = self.expiry_conditions(true).join("\n   AND ");
         let mut conds = base.clone();
         let (order, last_order) = match page {
             Page::Index(last) => {
                 if let Some((v, tid)) = last {
-                    args.push(v.arg());
-                    args.push(tid.clone().into());
+                    let pa = params.push(v.arg());
+                    let pt = params.push(tid.clone());
                     conds.push_str(&format!(
-                        "\n   AND {a} >= $4 AND ({a} > $4 OR ctid > CAST($5 AS pg_catalog.tid))"
+                        "\n   AND {a} >= {pa} AND ({a} > {pa} OR ctid > CAST({pt} AS pg_catalog.tid))"
                     ));
                 }
                 (format!("{a}, ctid"), "a DESC, tid DESC")
             }
             Page::Window { lo, hi, after } => {
-                args.push(format!("({lo},0)").into());
-                args.push(format!("({hi},0)").into());
-                conds.push_str(
-                    "\n   AND ctid >= CAST($4 AS pg_catalog.tid) AND ctid < CAST($5 AS pg_catalog.tid)",
-                );
+                let plo = params.push(format!("({lo},0)"));
+                let phi = params.push(format!("({hi},0)"));
+                conds.push_str(&format!(
+                    "\n   AND ctid >= CAST({plo} AS pg_catalog.tid) AND ctid < CAST({phi} AS pg_catalog.tid)",
+                ));
                 if let Some(tid) = after {
-                    args.push(tid.clone().into());
-                    conds.push_str("\n   AND ctid > CAST($6 AS pg_catalog.tid)");
+                    let pt = params.push(tid.clone());
+                    conds.push_str(&format!("\n   AND ctid > CAST({pt} AS pg_catalog.tid)"));
                 }
                 ("ctid".to_string(), "tid DESC")
             }
         };
-        let held_expr = format!("COALESCE({}, false)", held.unwrap_or("false"));
+        let held = holds.predicate(&mut params);
+        let held_expr = format!("COALESCE({}, false)", held.as_deref().unwrap_or("false"));
         let (cand, act) = if self.dry_run {
             (
                 "SELECT tid, held FROM scan".to_string(),
@@ -887,7 +963,7 @@ impl Run {
                   FROM {t}
                  WHERE {conds}
                  ORDER BY {order}
-                 LIMIT $3
+                 LIMIT {limit}
              ), cand AS (
                 {cand}
              ), act AS (
@@ -900,7 +976,7 @@ impl Run {
                FROM (SELECT 1) AS one
                LEFT JOIN LATERAL (SELECT a, tid FROM scan ORDER BY {last_order} LIMIT 1) AS l ON true"
         );
-        (sql, args)
+        (sql, params)
     }
 
     /// One whole ctid window `[lo, hi)` (a TID range scan), the shape for
@@ -916,22 +992,24 @@ impl Run {
     /// back (`too_many_rows`) and `next_batch` narrows or pages it.
     fn window_batch(
         &self,
-        held: Option<&str>,
+        holds: &TableHolds,
         (lo, hi): (i64, i64),
         careful: bool,
         timeout_ms: i32,
         cap: Option<i64>,
     ) -> PResult<(i64, i64)> {
         let t = &self.qualified;
-        let mut args = self.base_args();
-        args.push(format!("({lo},0)").into());
-        args.push(format!("({hi},0)").into());
+        let mut params = Params::with(self.base_args());
+        let plo = params.push(format!("({lo},0)"));
+        let phi = params.push(format!("({hi},0)"));
         let conds = format!(
-            "ctid >= CAST($3 AS pg_catalog.tid) AND ctid < CAST($4 AS pg_catalog.tid)
+            "ctid >= CAST({plo} AS pg_catalog.tid) AND ctid < CAST({phi} AS pg_catalog.tid)
                AND {}",
             self.expiry_conditions(false).join("\n   AND ")
         );
-        let not_held = match held {
+        let held = holds.predicate(&mut params);
+        let args = params.args();
+        let not_held = match &held {
             None => String::new(),
             Some(h) => format!(" AND NOT COALESCE({h}, false)"),
         };
@@ -953,12 +1031,12 @@ impl Run {
         let dry_run = self.dry_run;
         self.as_owner(timeout_ms, |c| {
             let acted = if dry_run {
-                c.select(&act, None, &args)?
+                c.select(&act, None, args)?
                     .first()
                     .get_one::<i64>()?
                     .unwrap_or(0)
             } else {
-                c.update(&act, None, &args)?.len() as i64
+                c.update(&act, None, args)?.len() as i64
             };
             if cap.is_some_and(|cap| acted > cap) {
                 // rolled back with the subtransaction
@@ -967,7 +1045,7 @@ impl Run {
             let held_n = match &held_count {
                 None => 0,
                 Some(q) => c
-                    .select(q, None, &args)?
+                    .select(q, None, args)?
                     .first()
                     .get_one::<i64>()?
                     .unwrap_or(0),
@@ -981,33 +1059,26 @@ impl Run {
         vec![self.as_of.into(), self.keep_for.into()]
     }
 
-    /// Run `f` as the policy's owner, with lock_timeout `timeout_ms`, in a
-    /// subtransaction (rolled back when `f` fails): how every statement of
-    /// a run touches the table.
+    /// Run `f` as the table's owner, restricted, with lock_timeout
+    /// `timeout_ms`, in a subtransaction (rolled back when `f` fails): how
+    /// every statement of a run touches the table.
     fn as_owner<R>(
         &self,
         timeout_ms: i32,
         f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> PResult<R>,
     ) -> PResult<R> {
         crate::subxact::run(|| {
-            as_role(self.owner, || {
-                with_timeout_ms(timeout_ms, || Spi::connect_mut(f))
-            })
+            owner_scope(self.table_owner, timeout_ms).run(|| Spi::connect_mut(f))
         })
     }
 
     /// Execute one statement as the owner with lock_timeout `timeout_ms`,
     /// in a subtransaction. Returns (acted, held, seen, last anchor, last
     /// tid).
-    fn execute(
-        &self,
-        sql: &str,
-        args: Vec<DatumWithOid<'static>>,
-        timeout_ms: i32,
-    ) -> PResult<BatchRow> {
+    fn execute(&self, sql: &str, params: Params, timeout_ms: i32) -> PResult<BatchRow> {
         let anchor_type = self.anchor_type;
         self.as_owner(timeout_ms, |c| {
-            let rows = c.update(sql, None, &args)?;
+            let rows = c.update(sql, None, params.args())?;
             for r in rows {
                 let last = match anchor_type {
                     AnchorType::Date => r.get::<Date>(4)?.map(AnchorValue::Date),
@@ -1054,24 +1125,49 @@ impl Run {
         }
     }
 
+    /// The holds of the run's table now (re-read for every batch: one placed
+    /// meanwhile counts), their filters validated as the table's owner.
+    fn holds(&self) -> PResult<TableHolds> {
+        let (relid, as_of, owner) = (self.relid, self.as_of, self.table_owner);
+        crate::subxact::run(|| {
+            owner_scope(owner, crate::gucs::lock_timeout_ms()).run(|| {
+                let active = ActiveHolds::load(as_of)?;
+                let subject_col = if active.has_subject_holds() {
+                    crate::tags::table_tags(relid)?
+                        .into_iter()
+                        .find(|t| t.label.subject)
+                } else {
+                    None
+                };
+                active.for_table(relid, subject_col.as_ref())
+            })
+        })
+    }
+
     /// One batch of at most `privacy.batch_size` rows. Ok(true) = more to do.
     pub fn next_batch(&mut self) -> PResult<bool> {
+        Scope::pinned()
+            .qualified_names()
+            .run(|| self.next_batch_pinned())
+    }
+
+    fn next_batch_pinned(&mut self) -> PResult<bool> {
         if self.done {
             return Ok(false);
         }
         let limit = crate::gucs::batch_size();
-        // holds are re-read for every batch: one placed meanwhile counts
-        let (relid, as_of) = (self.relid, self.as_of);
-        let held = crate::subxact::run(|| holds::held_predicate(relid, as_of))?;
-        let held = held.as_deref();
+        // the policy's owner may still do this; the table's owner runs it
+        self.table_owner = check_owners(self.relid, self.owner, self.action)?;
+        let holds = self.holds()?;
+        let holds = &holds;
         self.batches += 1;
         match self.scan.clone() {
             Scan::Index { last, full, swept } => {
                 let page = Page::Index(last.as_ref());
                 let (acted, held_n, seen, last_a, last_tid) =
                     self.run_statement(|careful, timeout| {
-                        let (sql, args) = self.page_statement(held, page, careful);
-                        self.execute(&sql, args, timeout)
+                        let (sql, params) = self.page_statement(holds, page, careful);
+                        self.execute(&sql, params, timeout)
                     })?;
                 self.rows += acted;
                 if !swept {
@@ -1124,8 +1220,8 @@ impl Run {
                         };
                         let (acted, held_n, seen, _, tid) =
                             self.run_statement(|careful, timeout| {
-                                let (sql, args) = self.page_statement(held, page, careful);
-                                self.execute(&sql, args, timeout)
+                                let (sql, params) = self.page_statement(holds, page, careful);
+                                self.execute(&sql, params, timeout)
                             })?;
                         if seen >= limit {
                             after = tid;
@@ -1137,7 +1233,7 @@ impl Run {
                         let window = (next_block, hi);
                         let cap = (!self.dry_run).then_some(limit);
                         match self.run_statement(|careful, timeout| {
-                            self.window_batch(held, window, careful, timeout, cap)
+                            self.window_batch(holds, window, careful, timeout, cap)
                         }) {
                             Ok((acted, held_n)) => {
                                 next_block = hi;
@@ -1189,6 +1285,19 @@ impl Run {
 
     /// Record the outcome and release the policy.
     pub fn finish(self, error: Option<&PrivacyError>) -> PResult<RunSummary> {
+        Scope::pinned()
+            .qualified_names()
+            .run(|| self.finish_pinned(error))
+    }
+
+    fn finish_pinned(self, error: Option<&PrivacyError>) -> PResult<RunSummary> {
+        if let Some(e) = error {
+            audit::log_refusal(
+                "run_retention",
+                e,
+                &json!({ "policy": self.policy, "run_id": self.id }),
+            );
+        }
         let error = error.map(error_text);
         let o = Outcome {
             run_id: self.id,
@@ -1220,6 +1329,12 @@ impl Run {
 /// After a batch's transaction aborted: mark run `run_id` failed (in a new
 /// transaction), update the policy's back-off, audit, release the lock.
 pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()> {
+    Scope::pinned()
+        .qualified_names()
+        .run(|| record_failure_pinned(run_id, policy, error_text))
+}
+
+fn record_failure_pinned(run_id: i64, policy: &str, error_text: &str) -> PResult<()> {
     let known = as_extension_owner(|| {
         Spi::connect(|c| {
             let rows = c.select(
@@ -1277,6 +1392,10 @@ pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()
 /// back off like after any failure. Returns the policies concerned. Call it
 /// only while no other worker of the database can be running a policy.
 pub fn close_interrupted_runs() -> PResult<Vec<String>> {
+    Scope::pinned().run(close_interrupted_runs_pinned)
+}
+
+fn close_interrupted_runs_pinned() -> PResult<Vec<String>> {
     let open: Vec<(i64, String)> = as_extension_owner(|| {
         crate::sql::rows(
             "SELECT run_id, policy FROM privacy.retention_run_log
@@ -1519,7 +1638,7 @@ fn run_retention(
         name!(held, Option<i64>),
     ),
 > {
-    let rows = (|| -> PResult<Vec<RunRow>> {
+    let rows = audit::entry("run_retention", || -> PResult<Vec<RunRow>> {
         let as_of = as_of.ok_or_else(|| PrivacyError::null_value("as_of"))?;
         let dry_run = dry_run.ok_or_else(|| PrivacyError::null_value("dry_run"))?;
         let names = match &policy {
@@ -1549,7 +1668,8 @@ fn run_retention(
             match run_policy(&name, as_of, dry_run, TriggeredBy::Manual) {
                 Ok(s) => out.push((name, relid, action, Some(s.rows), Some(s.held))),
                 Err(e) => {
-                    if policy.is_some() && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+                    if policy.is_some()
+                        && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
                         && e.message.contains("already running")
                     {
                         return Err(e);
@@ -1560,7 +1680,6 @@ fn run_retention(
             }
         }
         Ok(out)
-    })()
-    .or_raise();
+    });
     TableIterator::new(rows)
 }

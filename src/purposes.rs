@@ -5,7 +5,7 @@
 //! (2BP01) while a column tag or a retention policy still names the purpose.
 
 use crate::audit;
-use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::error::{PResult, PrivacyError};
 use crate::labels;
 use crate::security::as_extension_owner;
 use pgrx::prelude::*;
@@ -71,7 +71,7 @@ fn define_purpose(
     description: default!(Option<String>, "NULL"),
     legal_basis: default!(Option<String>, "'consent'"),
 ) {
-    (|| -> PResult<()> {
+    audit::entry("define_purpose", || {
         let name = normalize_name(&name.ok_or_else(|| PrivacyError::null_value("name"))?)?;
         let basis = legal_basis.ok_or_else(|| PrivacyError::null_value("legal_basis"))?;
         let basis_norm = basis.trim().to_ascii_lowercase();
@@ -109,38 +109,47 @@ fn define_purpose(
             &name,
             json!({ "description": description, "legal_basis": basis_norm }),
         )
-    })()
-    .or_raise()
+    })
 }
 
 /// Columns whose tag names the purpose, as `table.column` strings.
 fn columns_using(purpose: &str) -> PResult<Vec<String>> {
-    Spi::connect(|c| {
+    let tagged = Spi::connect(|c| {
         let rows = c.select(
-            "SELECT l.objoid::pg_catalog.regclass::text || '.' || pg_catalog.quote_ident(a.attname), l.label
+            "SELECT l.objoid, pg_catalog.quote_ident(a.attname), l.label
                FROM pg_catalog.pg_seclabel l
+               JOIN pg_catalog.pg_class c ON c.oid = l.objoid
                JOIN pg_catalog.pg_attribute a ON a.attrelid = l.objoid AND a.attnum = l.objsubid
               WHERE l.provider = 'privacy' AND l.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                AND NOT a.attisdropped
-              ORDER BY 1",
+                AND NOT a.attisdropped AND c.relpersistence <> 't'",
             None,
             &[],
         )?;
         let mut out = Vec::new();
         for r in rows {
-            let label: String = r.get(2)?.unwrap_or_default();
+            let label: String = r.get(3)?.unwrap_or_default();
             if labels::parse(&label).is_ok_and(|l| l.purposes.iter().any(|p| p == purpose)) {
-                out.push(r.get::<String>(1)?.unwrap_or_default());
+                out.push((
+                    r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                ));
             }
         }
-        Ok(out)
-    })
+        Ok::<_, PrivacyError>(out)
+    })?;
+    // table names as the caller reads them
+    let mut cols: Vec<String> = tagged
+        .into_iter()
+        .map(|(relid, col)| format!("{}.{col}", crate::types::regclass_text(relid)))
+        .collect();
+    cols.sort();
+    Ok(cols)
 }
 
 /// `privacy.drop_purpose(name)`: 2BP01 while a column or a policy uses it.
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_purpose(name: Option<String>) {
-    (|| -> PResult<()> {
+    audit::entry("drop_purpose", || {
         let name = require(&name.ok_or_else(|| PrivacyError::null_value("name"))?)?;
         let cols = columns_using(&name)?;
         if !cols.is_empty() {
@@ -166,8 +175,7 @@ fn drop_purpose(name: Option<String>) {
             Ok(())
         })?;
         audit::record("drop_purpose", &name, json!({}))
-    })()
-    .or_raise()
+    })
 }
 
 #[cfg(test)]

@@ -13,10 +13,19 @@
 //! set it), references to purposes and functions are not checked, exactly as
 //! PostgreSQL defers function-body checks: a dump restores its labels before
 //! the data of `privacy.purposes`.
+//!
+//! Security: labels are refused on temporary tables (a TEMP-only role could
+//! otherwise plant tables every export and erasure would visit), and every
+//! reader of tags ignores temporary relations. A method that runs something
+//! on the table's rows is checked against the **table's owner**, who runs
+//! it: EXECUTE on the keyed-hash function of `PSEUDONYMIZE`/`EMAIL`, on the
+//! function of `FUNCTION`; a `CONSTANT` literal is checked by casting it as
+//! the owner (the column type's input function is the owner's choice).
 
 use crate::audit;
-use crate::error::{OrRaise, PResult, PrivacyError};
+use crate::error::{PResult, PrivacyError};
 use crate::labels::{self, Label, Method};
+use crate::security::Scope;
 use crate::types::{regclass_text, Regclass, SqlName};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -45,7 +54,9 @@ unsafe extern "C-unwind" fn relabel_hook(
                 .into_owned(),
         )
     };
-    check_and_audit(obj, label.as_deref()).or_raise();
+    // SECURITY LABEL runs with the caller's settings: pin them for the
+    // hook's catalog queries
+    crate::audit::entry("security_label", || check_and_audit(obj, label.as_deref()));
 }
 
 /// A tagged column of a table, with its parsed label.
@@ -68,7 +79,8 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
     crate::security::extension_owner()?;
     let relid = obj.objectId;
     let attnum = obj.objectSubId as i16;
-    let (relkind, attname, typid, notnull) = column_info(relid, attnum)?;
+    let info = column_info(relid, attnum)?;
+    let (attname, typid, notnull) = (info.attname.clone(), info.typid, info.notnull);
     let object = format!(
         "{}.{}",
         regclass_text(relid),
@@ -82,11 +94,20 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
             audit::record("untag_column", &object, json!({}))
         };
     };
-    if !matches!(relkind.as_str(), "r" | "p") {
+    if !matches!(info.relkind.as_str(), "r" | "p") {
         return Err(PrivacyError::invalid_parameter(format!(
             "privacy labels can only be placed on columns of tables, and \"{}\" is not a table",
             regclass_text(relid)
         )));
+    }
+    // A temporary table lives in one session: a tag on it would make every
+    // other session's export and erasure visit (or trip over) it.
+    if info.relpersistence == "t" {
+        return Err(PrivacyError::invalid_parameter(format!(
+            "privacy labels cannot be placed on temporary table {}",
+            regclass_text(relid)
+        ))
+        .with_hint("Tag the columns of permanent (or unlogged) tables."));
     }
     let parsed = labels::parse(text).map_err(|e| {
         PrivacyError::invalid_parameter(e.message).with_hint(
@@ -127,7 +148,12 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
         }
     }
     if let Some(m) = &parsed.anonymize {
-        check_method_fits(m, typid, &typname, &attname, notnull, check_refs)?;
+        check_method_fits(
+            m, typid, &typname, &attname, notnull, check_refs, info.owner,
+        )?;
+        if check_refs {
+            check_owner_may_apply(m, relid, typid, info.owner)?;
+        }
     }
     if restoring {
         return Ok(());
@@ -149,10 +175,21 @@ fn restoring_dump() -> bool {
     unsafe { !pg_sys::check_function_bodies && pg_sys::superuser() }
 }
 
-fn column_info(relid: pg_sys::Oid, attnum: i16) -> PResult<(String, String, pg_sys::Oid, bool)> {
+/// What the label hook needs to know about the labelled column.
+struct ColumnInfo {
+    relkind: String,
+    relpersistence: String,
+    owner: pg_sys::Oid,
+    attname: String,
+    typid: pg_sys::Oid,
+    notnull: bool,
+}
+
+fn column_info(relid: pg_sys::Oid, attnum: i16) -> PResult<ColumnInfo> {
     Spi::connect(|c| {
         let rows = c.select(
-            "SELECT c.relkind::text, a.attname::text, a.atttypid, a.attnotnull
+            "SELECT c.relkind::text, c.relpersistence::text, c.relowner,
+                    a.attname::text, a.atttypid, a.attnotnull
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
               WHERE c.oid = $1 AND a.attnum = $2 AND NOT a.attisdropped",
@@ -160,12 +197,14 @@ fn column_info(relid: pg_sys::Oid, attnum: i16) -> PResult<(String, String, pg_s
             &[relid.into(), attnum.into()],
         )?;
         for r in rows {
-            return Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<String>(2)?.unwrap_or_default(),
-                r.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
-                r.get::<bool>(4)?.unwrap_or(false),
-            ));
+            return Ok(ColumnInfo {
+                relkind: r.get::<String>(1)?.unwrap_or_default(),
+                relpersistence: r.get::<String>(2)?.unwrap_or_default(),
+                owner: r.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
+                attname: r.get::<String>(4)?.unwrap_or_default(),
+                typid: r.get::<pg_sys::Oid>(5)?.unwrap_or(pg_sys::Oid::INVALID),
+                notnull: r.get::<bool>(6)?.unwrap_or(false),
+            });
         }
         Err(PrivacyError::undefined_column(format!(
             "column number {attnum} of relation {} does not exist",
@@ -218,6 +257,7 @@ fn check_method_fits(
     attname: &str,
     notnull: bool,
     check_refs: bool,
+    owner: pg_sys::Oid,
 ) -> PResult<()> {
     let mismatch = |what: &str, need: &str| {
         Err(PrivacyError::invalid_parameter(format!(
@@ -255,13 +295,19 @@ fn check_method_fits(
         }
         Method::Truncate(_) => Ok(()),
         Method::Constant(lit) => {
+            // The column type's input function is the table owner's choice:
+            // it runs as the owner, restricted, in a subtransaction (a bad
+            // literal is an ERROR, rolled back alone).
             let sql = format!(
                 "SELECT CAST({} AS {typname}) IS NOT NULL",
                 spi::quote_literal(lit)
             );
-            let ok = PgTryBuilder::new(|| Spi::get_one::<bool>(&sql).is_ok())
-                .catch_others(|_| false)
-                .execute();
+            let ok = crate::subxact::run(|| {
+                Scope::as_role(owner)
+                    .restricted()
+                    .run(|| Ok(Spi::get_one::<bool>(&sql)?))
+            })
+            .is_ok();
             if ok {
                 Ok(())
             } else {
@@ -298,6 +344,60 @@ fn check_method_fits(
     }
 }
 
+/// The table's owner must be able to run what the method runs on its rows:
+/// the keyed hash of `PSEUDONYMIZE`/`EMAIL` (else, writing chosen values
+/// into the table, it would read back their pseudonyms: a keyed-hash
+/// oracle), the function of `FUNCTION` (anonymization runs as the table's
+/// owner). 42501 otherwise, with the GRANT to make.
+fn check_owner_may_apply(
+    m: &Method,
+    relid: pg_sys::Oid,
+    typid: pg_sys::Oid,
+    owner: pg_sys::Oid,
+) -> PResult<()> {
+    match m {
+        Method::Pseudonymize | Method::Email => {
+            let Some(f) = crate::anonymize::hash_function(m, typid) else {
+                return Ok(());
+            };
+            match crate::anonymize::role_may_execute(owner, f)? {
+                Some(false) => Err(crate::anonymize::execute_refused(
+                    f,
+                    owner,
+                    crate::anonymize::KeyUser::TableOwner(relid),
+                )),
+                _ => Ok(()),
+            }
+        }
+        Method::Function { schema, name } => {
+            let may = crate::sql::opt::<bool>(
+                "SELECT pg_catalog.bool_or(pg_catalog.has_function_privilege($3, p.oid, 'EXECUTE'))
+                   FROM pg_catalog.pg_proc p
+                   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                  WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs >= 1",
+                &[schema.as_str().into(), name.as_str().into(), owner.into()],
+            )?;
+            if may == Some(false) {
+                let role = crate::policies::role_name(owner);
+                return Err(PrivacyError::insufficient_privilege(format!(
+                    "permission denied for function {}.{}: role \"{role}\", owner of table {}, may not execute it",
+                    spi::quote_identifier(schema),
+                    spi::quote_identifier(name),
+                    regclass_text(relid)
+                ))
+                .with_hint(format!(
+                    "ANONYMIZE FUNCTION runs as the table's owner: GRANT EXECUTE ON FUNCTION {}.{} TO {};",
+                    spi::quote_identifier(schema),
+                    spi::quote_identifier(name),
+                    spi::quote_identifier(&role)
+                )));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The tagged columns of one table, in column order. Unparsable labels (which
 /// only a restore with checks off can leave behind) are skipped.
 pub fn table_tags(relid: pg_sys::Oid) -> PResult<Vec<ColumnTag>> {
@@ -311,6 +411,13 @@ pub fn table_tags(relid: pg_sys::Oid) -> PResult<Vec<ColumnTag>> {
 /// (SQL over `l`, the label, and `c`, the table's pg_class row), by table
 /// then column number. A label that does not parse is left out.
 fn tagged_columns(cond: &str, args: &[DatumWithOid]) -> PResult<Vec<(pg_sys::Oid, ColumnTag)>> {
+    Scope::pinned().run(|| tagged_columns_pinned(cond, args))
+}
+
+fn tagged_columns_pinned(
+    cond: &str,
+    args: &[DatumWithOid],
+) -> PResult<Vec<(pg_sys::Oid, ColumnTag)>> {
     Spi::connect(|c| {
         let rows = c.select(
             &format!(
@@ -319,7 +426,7 @@ fn tagged_columns(cond: &str, args: &[DatumWithOid]) -> PResult<Vec<(pg_sys::Oid
                    JOIN pg_catalog.pg_class c ON c.oid = l.objoid
                    JOIN pg_catalog.pg_attribute a ON a.attrelid = l.objoid AND a.attnum = l.objsubid
                   WHERE l.provider = 'privacy' AND l.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                    AND l.objsubid > 0 AND NOT a.attisdropped AND {cond}
+                    AND l.objsubid > 0 AND NOT a.attisdropped AND c.relpersistence <> 't' AND {cond}
                   ORDER BY l.objoid, a.attnum"
             ),
             None,
@@ -423,7 +530,7 @@ fn tag_column(
     category: default!(Option<String>, "NULL"),
     anonymize: default!(Option<String>, "NULL"),
 ) {
-    (|| -> PResult<()> {
+    audit::entry("tag_column", || {
         let relid = need(tbl, "tbl")?.0;
         let col = need(col, "col")?;
         let purposes = need(purposes, "purposes")?;
@@ -466,34 +573,31 @@ fn tag_column(
             .with_hint("Use privacy.untag_column() to remove a tag."));
         }
         set_label(relid, col.as_str(), Some(&label))
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.mark_subject(tbl, col)`: adds SUBJECT to the column's tag.
 #[pg_extern(volatile, parallel_unsafe)]
 fn mark_subject(tbl: Option<Regclass>, col: Option<SqlName>) {
-    (|| -> PResult<()> {
+    audit::entry("mark_subject", || {
         let relid = need(tbl, "tbl")?.0;
         let col = need(col, "col")?;
         let attnum = attnum_of(relid, col.as_str())?;
         let mut label = current_label(relid, attnum)?.unwrap_or_default();
         label.subject = true;
         set_label(relid, col.as_str(), Some(&label))
-    })()
-    .or_raise()
+    })
 }
 
 /// `privacy.untag_column(tbl, col)`: removes the column's tag entirely.
 #[pg_extern(volatile, parallel_unsafe)]
 fn untag_column(tbl: Option<Regclass>, col: Option<SqlName>) {
-    (|| -> PResult<()> {
+    audit::entry("untag_column", || {
         let relid = need(tbl, "tbl")?.0;
         let col = need(col, "col")?;
         attnum_of(relid, col.as_str())?;
         set_label(relid, col.as_str(), None)
-    })()
-    .or_raise()
+    })
 }
 
 /// The parts of a label, for the `privacy.column_tags` view. A label that

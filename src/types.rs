@@ -76,12 +76,18 @@ impl SqlName {
 }
 
 /// The text PostgreSQL shows for a table oid (`oid::regclass::text`),
-/// schema-qualified when the table is not on the search_path.
+/// schema-qualified when the table is not on the caller's search_path (the
+/// path the SQL-facing function was called with, see
+/// `security::caller_path`: the statement has no operator or function to
+/// resolve, only a cast by qualified type names, so that path cannot make it
+/// run anything).
 pub fn regclass_text(oid: pg_sys::Oid) -> String {
-    crate::sql::opt::<String>(
-        "SELECT $1::pg_catalog.regclass::pg_catalog.text",
-        &[oid.into()],
-    )
+    crate::security::caller_path(|| {
+        crate::sql::opt::<String>(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+            &[oid.into()],
+        )
+    })
     .ok()
     .flatten()
     .unwrap_or_else(|| format!("{}", u32::from(oid)))
@@ -89,17 +95,21 @@ pub fn regclass_text(oid: pg_sys::Oid) -> String {
 
 /// Always schema-qualified, quoted name of a table: safe to splice into SQL.
 pub fn qualified_name(oid: pg_sys::Oid) -> crate::error::PResult<String> {
-    crate::sql::opt::<String>(
-        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
-           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-          WHERE c.oid = $1",
-        &[oid.into()],
-    )?
-    .ok_or_else(|| {
-        crate::error::PrivacyError::undefined_table(format!(
-            "relation with oid {} does not exist",
-            u32::from(oid)
-        ))
+    crate::security::Scope::pinned().run(|| {
+        crate::sql::opt::<String>(
+            "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'
+                    OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname)
+               FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
+                 ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE c.oid OPERATOR(pg_catalog.=) $1",
+            &[oid.into()],
+        )?
+        .ok_or_else(|| {
+            crate::error::PrivacyError::undefined_table(format!(
+                "relation with oid {} does not exist",
+                u32::from(oid)
+            ))
+        })
     })
 }
 

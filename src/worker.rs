@@ -15,7 +15,8 @@
 //!   `pg_privacy worker`) holds a session advisory lock so there is never more
 //!   than one per database, and every naptime runs each enabled policy that is
 //!   due, through the same batch engine as `privacy.run_retention()`
-//!   (`purge::Run`), committing after each batch, each policy as its owner.
+//!   (`purge::Run`), committing after each batch; the engine checks the
+//!   policy owner's privileges and runs the statements as the table's owner.
 //!   A failing batch is rolled back, recorded with its error, and the policy
 //!   backs off (the engine computes `next_run_at`); other policies go on.
 //! * **Time bound.** A run lasts at most `privacy.run_timeout` (see
@@ -331,6 +332,9 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
     attach_signal_handlers();
     let db = unsafe { pg_sys::Oid::from_datum(arg, false) }.expect("database oid");
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    // ALTER DATABASE/ROLE … SET search_path reaches background workers too:
+    // pin it for the whole session (and each transaction pins it again)
+    crate::security::pin_session();
     set_application_name(WORKER_TYPE);
     // Registered after InitPostgres's ShutdownPostgres, so it runs before it
     // (callbacks run in reverse order), with the session still usable.
@@ -827,7 +831,7 @@ fn transaction<R>(
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
     let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
-        let r = f();
+        let r = crate::security::Scope::pinned().run(f);
         unsafe {
             pg_sys::PopActiveSnapshot();
             pg_sys::CommitTransactionCommand();

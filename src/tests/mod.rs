@@ -3,6 +3,7 @@
 
 mod keys;
 mod retention;
+mod security;
 mod subject;
 mod tags;
 

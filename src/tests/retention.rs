@@ -274,9 +274,13 @@ mod tests {
             ),
             Some(1)
         );
-        // a user function is allowed in a policy's own filter, not in a hold
+        // user functions are refused in a policy's filter as in a hold's: a
+        // filter runs as the table's owner, whoever wrote it
         run("CREATE FUNCTION public.is_free(text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $1 = 'free' $$");
-        run("SELECT privacy.add_retention_policy('t', '1 day', 'created', row_filter => 'public.is_free(plan)')");
+        assert_sqlstate(
+            "SELECT privacy.add_retention_policy('t', '1 day', 'created', row_filter => 'public.is_free(plan)')",
+            "22023",
+        );
         assert_sqlstate(
             "SELECT privacy.place_hold('t', 'public.is_free(plan)', 'case')",
             "22023",
@@ -602,20 +606,33 @@ mod tests {
         run("SELECT privacy.mark_subject('accounts', 'id')");
         let relid = one::<pg_sys::Oid>("SELECT 'public.accounts'::regclass::oid").unwrap();
         let now = one::<pgrx::datum::TimestampWithTimeZone>("SELECT now()").unwrap();
-        assert_eq!(
-            fresh(|| crate::holds::held_predicate(relid, now)).unwrap(),
-            None
-        );
+        let holds = || {
+            fresh(|| {
+                let active = crate::holds::ActiveHolds::load(now)?;
+                let col = crate::tags::table_tags(relid)?
+                    .into_iter()
+                    .find(|t| t.label.subject);
+                active.for_table(relid, col.as_ref())
+            })
+            .unwrap()
+        };
+        assert!(holds().is_empty());
         run("SELECT privacy.place_hold('accounts', $$plan = 'enterprise'$$, 'x')");
         run("SELECT privacy.place_subject_hold('3', 'y')");
         run("SELECT privacy.place_subject_hold('not-a-number', 'z')");
-        let p = fresh(|| crate::holds::held_predicate(relid, now))
-            .unwrap()
-            .unwrap();
+        let mut params = crate::sql::Params::default();
+        let p = holds().predicate(&mut params).unwrap();
+        // the held subjects are parameters, not in the statement's text
+        assert!(!p.contains("'3'") && !p.contains("not-a-number"), "{p}");
+        assert_eq!(params.args().len(), 1);
         assert_eq!(
-            one::<String>(&format!(
-                "SELECT string_agg(id::text, ',' ORDER BY id) FROM public.accounts WHERE {p}"
-            ))
+            Spi::get_one_with_args::<String>(
+                &format!(
+                    "SELECT string_agg(id::text, ',' ORDER BY id) FROM public.accounts WHERE {p}"
+                ),
+                params.args()
+            )
+            .unwrap()
             .as_deref(),
             Some("3,4")
         );
@@ -1138,30 +1155,52 @@ mod tests {
 
     #[pg_test]
     fn retention_subject_predicates_by_type() {
+        use crate::holds::subject_predicate;
+        use crate::sql::Params;
         let s = vec!["42".to_string(), "x'y".to_string(), " 7 ".to_string()];
+        // values are bound as one array parameter, never spliced
+        let mut p = Params::default();
+        let sql = subject_predicate("id", pg_sys::INT8OID, &s, &mut p).unwrap();
+        assert_eq!(sql, "(id = ANY ($1::pg_catalog.int8[]))");
         assert_eq!(
-            crate::holds::subject_predicate("id", pg_sys::INT8OID, &s).unwrap(),
-            "(id IN (42, 7))"
+            Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.int8[]::text", p.args())
+                .unwrap()
+                .as_deref(),
+            Some("{42,7}")
         );
+        let mut p = Params::default();
+        p.push(1);
+        let sql = subject_predicate("Who", pg_sys::TEXTOID, &s, &mut p).unwrap();
+        assert_eq!(sql, "(\"Who\" = ANY ($2::pg_catalog.text[]))");
         assert_eq!(
-            crate::holds::subject_predicate("Who", pg_sys::TEXTOID, &s).unwrap(),
-            "(\"Who\" IN ('42', 'x''y', ' 7 '))"
+            Spi::get_one_with_args::<String>("SELECT $2::pg_catalog.text[]::text", p.args())
+                .unwrap()
+                .as_deref(),
+            Some("{42,x'y,\" 7 \"}")
         );
-        assert!(
-            crate::holds::subject_predicate("id", pg_sys::INT2OID, &["99999".to_string()])
-                .is_none()
-        );
+        let mut p = Params::default();
+        assert!(subject_predicate("id", pg_sys::INT2OID, &["99999".to_string()], &mut p).is_none());
+        assert!(p.args().is_empty());
+        let mut p = Params::default();
+        let sql = subject_predicate(
+            "u",
+            pg_sys::UUIDOID,
+            &[
+                "{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}".to_string(),
+                "nope".to_string(),
+            ],
+            &mut p,
+        )
+        .unwrap();
+        assert_eq!(sql, "(u = ANY (CAST($1 AS pg_catalog.uuid[])))");
         assert_eq!(
-            crate::holds::subject_predicate(
-                "u",
-                pg_sys::UUIDOID,
-                &[
-                    "{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}".to_string(),
-                    "nope".to_string()
-                ]
+            Spi::get_one_with_args::<String>(
+                "SELECT CAST($1 AS pg_catalog.uuid[])::text",
+                p.args()
             )
-            .unwrap(),
-            "(u IN (CAST('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' AS pg_catalog.uuid)))"
+            .unwrap()
+            .as_deref(),
+            Some("{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}")
         );
     }
 

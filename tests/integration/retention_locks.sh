@@ -84,8 +84,9 @@ check "lock_timeout did not leak into the session" \
     [ "$(psql_on retlocks -d app -At -c "SELECT count(*) FROM privacy.run_retention('free_30d', dry_run => true)" -c "SHOW lock_timeout")" = "$(printf '1\n0')" ]
 stop_background
 
-# 2b. an owner with DELETE but not UPDATE cannot skip locked rows: it waits
-# for a row lock at most privacy.lock_timeout, then the run fails with 55P03
+# 2b. a policy owner with DELETE but not UPDATE: the statements run as the
+# table's owner, who may lock rows, so the locked row is skipped (not waited
+# for) and purged once free
 psql_on retlocks -d app >/dev/null <<'SQL'
 CREATE ROLE purger;
 GRANT SELECT, DELETE ON accounts TO purger;
@@ -100,10 +101,10 @@ wait_sleeping
 start=$(date +%s%N)
 out=$(psql_on retlocks -d app -Atc "SET privacy.lock_timeout = '300ms'; SET ROLE purger; SELECT coalesce(rows::text, 'failed') FROM privacy.run_retention('purger_30d')" 2>&1)
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-check "a DELETE-only owner's run fails on a locked row with 55P03" grep -q "SQLSTATE 55P03" <<<"$out"
-check "after about privacy.lock_timeout (${elapsed_ms} ms)" [ "$elapsed_ms" -lt 3000 ]
+check "a DELETE-only policy owner's run skips the locked row" [ "$out" = 0 ] || echo "$out"
+check "after at most privacy.lock_timeout (${elapsed_ms} ms)" [ "$elapsed_ms" -lt 3000 ]
 stop_background
-check "it succeeds once the row is free" \
+check "it purges the row once it is free" \
     [ "$(psql_on retlocks -d app -Atc "SET ROLE purger; SELECT rows FROM privacy.run_retention('purger_30d')")" = 1 ]
 psql_on retlocks -d app -c "SELECT privacy.drop_retention_policy('purger_30d')" >/dev/null
 
