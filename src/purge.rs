@@ -1462,6 +1462,12 @@ impl Progress {
     /// cancel could end a wait. The tables and rows it writes are locked
     /// first, conditionally; when one is busy nothing is written.
     pub fn record_failure_nowait(&self, error: &PrivacyError) -> PResult<Recorded> {
+        Scope::pinned()
+            .qualified_names()
+            .run(|| self.record_failure_nowait_pinned(error))
+    }
+
+    fn record_failure_nowait_pinned(&self, error: &PrivacyError) -> PResult<Recorded> {
         let state = as_extension_owner(|| {
             for table in [
                 "privacy.retention_run_log",
@@ -1525,6 +1531,16 @@ impl Progress {
 /// the session-level policy lock it may have taken is still held. Records a
 /// failed run of `policy` (its policy backs off) and releases the lock.
 pub fn record_failed_start(
+    policy: &str,
+    as_of: TimestampWithTimeZone,
+    error: &PrivacyError,
+) -> PResult<()> {
+    Scope::pinned()
+        .qualified_names()
+        .run(|| record_failed_start_pinned(policy, as_of, error))
+}
+
+fn record_failed_start_pinned(
     policy: &str,
     as_of: TimestampWithTimeZone,
     error: &PrivacyError,

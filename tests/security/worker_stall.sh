@@ -23,15 +23,17 @@ run_of() { # run_of POLICY COLUMN: that column of the policy's latest run
 }
 
 check "run_timeout is a reload setting shown in its unit" \
-    [ "$(q "SELECT setting || ' ' || unit || ' ' || context FROM pg_settings WHERE name = 'privacy.run_timeout'")" = "2000 ms sighup" ]
+    [ "$(sql_value $C postgres "SELECT setting || ' ' || unit || ' ' || context FROM pg_settings WHERE name = 'privacy.run_timeout'")" = "2000 ms sighup" ]
 check "run_timeout defaults to one hour" \
-    [ "$(q "SELECT boot_val FROM pg_settings WHERE name = 'privacy.run_timeout'")" = 3600000 ]
+    [ "$(sql_value $C postgres "SELECT boot_val FROM pg_settings WHERE name = 'privacy.run_timeout'")" = 3600000 ]
 
 psql_on $C -d postgres -c "CREATE DATABASE app" >/dev/null
 psql_on $C -d app >/dev/null <<'SQL'
 CREATE EXTENSION pg_privacy;
 CREATE TABLE a_slow (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+CREATE INDEX ON a_slow (at);
 CREATE TABLE b_fast (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+CREATE INDEX ON b_fast (at);
 INSERT INTO a_slow SELECT g, now() - interval '3 years' FROM generate_series(1, 10) g;
 INSERT INTO b_fast SELECT g, now() - interval '3 years' FROM generate_series(1, 10) g;
 -- the table owner's trigger lifts statement_timeout, then sleeps a minute a row
@@ -71,10 +73,19 @@ check "the worker is alive and no longer inside the trigger's sleep" [ "$(q "
     SELECT count(*) FILTER (WHERE wait_event IS DISTINCT FROM 'PgSleep') || '/' || count(*)
       FROM pg_stat_activity WHERE application_name = 'pg_privacy worker' AND datname = 'app'")" = 1/1 ]
 
+# --- a manual run is bounded by the caller's statement_timeout (documented):
+# the trigger's set_config cannot lift the timer armed for the statement
+err=$(psql_on $C -d app -At -c "SET statement_timeout = '1s'" -c '\set VERBOSITY verbose' \
+    -c "SELECT privacy.run_retention('a_slow')" 2>&1 >/dev/null)
+check "a manual run is cancelled by the caller's statement_timeout" \
+    grep -q "ERROR:  57014: canceling statement due to statement timeout" <<<"$err"
+check "and changed nothing" [ "$(q "SELECT count(*) FROM a_slow")" = 10 ]
+
 # --- code that catches the cancel and goes on: the worker ends itself
 pid_before=$(worker_pid)
 psql_on $C -d app >/dev/null <<'SQL'
 CREATE TABLE c_stubborn (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+CREATE INDEX ON c_stubborn (at);
 INSERT INTO c_stubborn SELECT g, now() - interval '3 years' FROM generate_series(1, 10) g;
 CREATE FUNCTION stubborn() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -99,6 +110,7 @@ check "the worker that ran it is gone" wait_for $C app \
 check "its batch changed nothing" [ "$(q "SELECT count(*) FROM c_stubborn")" = 10 ]
 psql_on $C -d app >/dev/null <<'SQL'
 CREATE TABLE d_after (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+CREATE INDEX ON d_after (at);
 INSERT INTO d_after SELECT g, now() - interval '3 years' FROM generate_series(1, 10) g;
 SELECT privacy.add_retention_policy('d_after', '1 year', 'at', name => 'd_after', schedule_interval => '1 hour');
 SQL

@@ -40,6 +40,8 @@ gone() {
     done
     return 1
 }
+# is EXPECTED ACTUAL: equality for check, showing both when they differ
+is() { [ "$1" = "$2" ] || { echo "  expected [$1], got [$2]" >&2; return 1; }; }
 INTERRUPTED="interrupted: the worker was terminated (pg_terminate_backend, shutdown or DROP DATABASE); committed batches are kept (SQLSTATE 57P01)"
 
 psql_on $C -d postgres -c "CREATE DATABASE app" -c "CREATE DATABASE quiet" >/dev/null
@@ -106,7 +108,7 @@ check "the worker is gone at once again" gone "$pid"
 check "the interrupted run records its two committed batches (100 rows)" wait_for $C app \
     "SELECT EXISTS (SELECT 1 FROM privacy.retention_runs WHERE policy = 'p' AND error = '$INTERRUPTED'
                      AND rows_affected = 100 AND batches = 2)" 10
-check "those rows are deleted, the slow ones kept" [ "$(q "SELECT count(*) || ' ' || bool_and(slow) FROM t")" = "100 t" ]
+check "those rows are deleted, the slow ones kept" is "100 true" "$(q "SELECT count(*) || ' ' || bool_and(slow) FROM t")"
 
 # --- fast shutdown inside a statement (the statement would sleep 10 minutes)
 check "a new worker's run sleeps in the trigger" sleeping app 40
