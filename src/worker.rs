@@ -31,10 +31,12 @@
 //!   `DROP DATABASE … WITH (FORCE)` end even a long statement at its next
 //!   `CHECK_FOR_INTERRUPTS()` (a FATAL exit); between statements the worker
 //!   sees the request after every latch wait and before every batch, and
-//!   returns. Either way the exit callback [`on_worker_exit`] records the run
-//!   in progress as failed (`interrupted: …`, `57P01`), unless the postmaster
-//!   is gone or the database is being dropped; a run left `running` by a
-//!   crash is closed by the next worker's start-up (`close_interrupted_runs`).
+//!   returns. Either way the exit callback [`on_worker_exit`] records the
+//!   run in progress as failed (`interrupted: …`, `57P01`), unless the
+//!   postmaster is gone or the database is being dropped; a run left
+//!   `running` by a crash is closed by the next worker's start-up
+//!   (`close_interrupted_runs`). A terminated launcher exits with code 1
+//!   either way, so the postmaster starts it again after its restart time.
 //! * SIGHUP re-reads the configuration (`ProcessConfigFile`); postmaster
 //!   death ends both processes; `privacy.worker_enabled = off` stops new
 //!   runs and stops a run in progress at its next batch boundary; a query
@@ -279,6 +281,12 @@ pub extern "C-unwind" fn pg_privacy_launcher_main(_arg: pg_sys::Datum) {
         }
     }
     log!("pg_privacy launcher stopped");
+    // Exit code 1, as a SIGTERM inside a transaction (a FATAL) gives: the
+    // postmaster starts the launcher again after its restart time, as it
+    // does PostgreSQL's own launchers; code 0 would unregister it for good.
+    // (At shutdown nothing is restarted.) privacy.worker_enabled = off is
+    // the way to stop the runs.
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 /// Connectable, non-template databases, read straight from pg_database (the

@@ -134,6 +134,13 @@ sql_value $C postgres "SELECT pg_terminate_backend($quiet_pid)" >/dev/null
 check "an idle worker leaves at once" gone "$quiet_pid"
 check "and says it stopped" grep -q "pg_privacy worker for database quiet stopped" "$LOG"
 
+# --- the launcher: gone at once, started again by the postmaster (10 s)
+launcher=$(sql_value $C postgres "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_privacy launcher'")
+sql_value $C postgres "SELECT pg_terminate_backend($launcher)" >/dev/null
+check "a terminated launcher leaves at once" gone "$launcher"
+check "and the postmaster starts it again" wait_for $C postgres \
+    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_privacy launcher' AND pid <> $launcher)" 30
+
 cluster_stop $C
 check "the launcher stops cleanly at shutdown" grep -q "pg_privacy launcher stopped" "$LOG"
 check "no process crashed" bash -c "! grep -E 'terminated by signal|exited with exit code ([2-9]|[1-9][0-9])' '$LOG'"
