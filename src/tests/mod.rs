@@ -6,6 +6,7 @@ mod retention;
 mod security;
 mod subject;
 mod tags;
+mod worker;
 
 use pgrx::prelude::*;
 
