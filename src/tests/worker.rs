@@ -28,15 +28,18 @@ mod tests {
     #[pg_test]
     fn worker_settings_have_their_contexts() {
         assert_eq!(
-            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.naptime'").as_deref(),
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.naptime'")
+                .as_deref(),
             Some("sighup")
         );
         assert_eq!(
-            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.worker_enabled'").as_deref(),
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.worker_enabled'")
+                .as_deref(),
             Some("sighup")
         );
         assert_eq!(
-            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.batch_size'").as_deref(),
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.batch_size'")
+                .as_deref(),
             Some("superuser")
         );
         assert_eq!(
@@ -113,7 +116,9 @@ mod tests {
             fresh(|| progress.record_failure_nowait(&interrupted)).unwrap(),
             Recorded::AlreadyClosed
         );
-        assert!(fresh(crate::purge::close_interrupted_runs).unwrap().is_empty());
+        assert!(fresh(crate::purge::close_interrupted_runs)
+            .unwrap()
+            .is_empty());
         // the session-level policy lock was released: the policy starts again
         let r = fresh(|| Run::start("w_exit", as_of, true, TriggeredBy::Worker)).unwrap();
         assert_eq!(fresh(|| r.finish(None)).unwrap().status, "dry_run");
