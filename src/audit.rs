@@ -177,7 +177,7 @@ fn caught_sqlstate(e: &CaughtError) -> (pgrx::PgSqlErrorCode, String) {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.sql_error_code(),
         CaughtError::RustPanic { ereport, .. } => ereport.sql_error_code(),
     };
-    (code, crate::purge::sqlstate_text(code))
+    (code, crate::error::sqlstate_text(code))
 }
 
 /// Run `f`, an export or erasure of the subject whose pseudonym is given,
@@ -210,7 +210,7 @@ pub fn logged<R>(
             action,
             Some(subject_pseudonym),
             Outcome::of(e.code),
-            &crate::purge::sqlstate_text(e.code),
+            &crate::error::sqlstate_text(e.code),
             extra,
         ),
     }
@@ -237,7 +237,7 @@ pub fn refusals_logged<R>(action: &str, f: impl FnOnce() -> PResult<R>) -> PResu
                 action,
                 None,
                 Outcome::Refused,
-                &crate::purge::sqlstate_text(e.code),
+                &crate::error::sqlstate_text(e.code),
                 &json!({ "message": e.message }),
             );
         }
@@ -258,7 +258,7 @@ pub fn log_refusal(action: &str, e: &PrivacyError, extra: &Value) {
             action,
             None,
             Outcome::Refused,
-            &crate::purge::sqlstate_text(e.code),
+            &crate::error::sqlstate_text(e.code),
             &extra,
         );
     }

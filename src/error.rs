@@ -149,3 +149,21 @@ impl<T> OrRaise<T> for PResult<T> {
         }
     }
 }
+
+/// The five-character SQLSTATE of an error code.
+pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
+    let v = code as isize as i64;
+    (0..5)
+        .map(|i| (((v >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+        .collect()
+}
+
+/// The text recorded for an error: message, detail, SQLSTATE.
+pub fn error_text(e: &PrivacyError) -> String {
+    let mut s = e.message.clone();
+    if let Some(d) = &e.detail {
+        s.push_str(": ");
+        s.push_str(d.trim_end_matches('.'));
+    }
+    format!("{s} (SQLSTATE {})", sqlstate_text(e.code))
+}

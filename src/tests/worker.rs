@@ -5,6 +5,7 @@
 #[pgrx::pg_schema]
 mod tests {
     use crate::tests::one;
+    use pgrx::prelude::*;
 
     #[pg_test]
     fn launcher_runs_when_preloaded() {
@@ -27,15 +28,18 @@ mod tests {
     #[pg_test]
     fn worker_settings_have_their_contexts() {
         assert_eq!(
-            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.naptime'").as_deref(),
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.naptime'")
+                .as_deref(),
             Some("sighup")
         );
         assert_eq!(
-            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.worker_enabled'").as_deref(),
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.worker_enabled'")
+                .as_deref(),
             Some("sighup")
         );
         assert_eq!(
-            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.batch_size'").as_deref(),
+            one::<String>("SELECT context FROM pg_settings WHERE name = 'privacy.batch_size'")
+                .as_deref(),
             Some("superuser")
         );
     }

@@ -9,6 +9,8 @@
 //! unchanged, as a parameter of another (e.g. foreign-key columns read as
 //! one table's owner and matched as another's).
 
+pub mod subxact;
+
 use crate::error::PResult;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;

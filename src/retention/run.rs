@@ -117,17 +117,16 @@
 //! rows still needing a rewrite are candidates, so a second run changes
 //! nothing.
 
-#![allow(dead_code)] // `Run`'s accessors, `record_failure`, `due_policies`: the worker's interface
-
-use crate::anonymize::{self, ColumnRewrite, KeyUser};
+use super::anonymize::ColumnRewrite;
+use super::filters::{self, FilterKind};
+use super::holds::{ActiveHolds, TableHolds};
+use super::policy::{self, Action, AnchorType, Policy};
+use super::validate;
 use crate::audit;
-use crate::error::{PResult, PrivacyError};
-use crate::filters::{self, FilterKind};
-use crate::holds::{ActiveHolds, TableHolds};
-use crate::policies::{self, Action, AnchorType, Policy};
+use crate::error::{error_text, PResult, PrivacyError};
 use crate::security::{self, as_extension_owner, Scope};
 use crate::sql::Params;
-use crate::types::{regclass_text, Regclass};
+use crate::types::Regclass;
 use pgrx::datum::{Date, DatumWithOid, Interval, Timestamp, TimestampWithTimeZone};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -157,15 +156,13 @@ impl TriggeredBy {
 /// The outcome of a run.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
-    pub run_id: i64,
-    pub policy: String,
-    pub table: pg_sys::Oid,
-    pub action: String,
-    pub status: String,
     pub rows: i64,
     pub held: i64,
+    // read by the tests (the worker and `run_retention` show rows and held)
+    #[cfg_attr(not(any(test, feature = "pg_test")), allow(dead_code))]
+    pub status: &'static str,
+    #[cfg_attr(not(any(test, feature = "pg_test")), allow(dead_code))]
     pub batches: i32,
-    pub error: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -267,24 +264,6 @@ pub struct Run {
     done: bool,
 }
 
-/// The five-character SQLSTATE of an error code.
-pub fn sqlstate_text(code: pgrx::PgSqlErrorCode) -> String {
-    let v = code as isize as i64;
-    (0..5)
-        .map(|i| (((v >> (6 * i)) & 0x3F) as u8 + b'0') as char)
-        .collect()
-}
-
-/// The text recorded for an error: message, detail, SQLSTATE.
-pub fn error_text(e: &PrivacyError) -> String {
-    let mut s = e.message.clone();
-    if let Some(d) = &e.detail {
-        s.push_str(": ");
-        s.push_str(d.trim_end_matches('.'));
-    }
-    format!("{s} (SQLSTATE {})", sqlstate_text(e.code))
-}
-
 /// Take the policy's advisory lock: for the worker at session level (it
 /// spans the run's transactions; released by `finish`/`record_failure`), for
 /// a manual run at transaction level (released when the caller's
@@ -370,9 +349,9 @@ fn check_owners(
     })?;
     if granted != Some(true) {
         // the precise error (which privilege, whose)
-        policies::check_privileges_of(policy_owner, relid, action)?;
+        validate::check_privileges_of(policy_owner, relid, action)?;
     }
-    policies::check_row_security_of(policy_owner, relid)?;
+    validate::check_row_security_of(policy_owner, relid)?;
     Ok(table_owner)
 }
 
@@ -394,12 +373,12 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
         .with_hint("Drop the policy and create it again as an existing role."));
     }
     let timeout = crate::gucs::lock_timeout_ms();
-    crate::subxact::run(|| {
+    crate::sql::subxact::run(|| {
         Scope::pinned()
             .setting(c"lock_timeout", &format!("{timeout}ms"))
             .run(|| {
-                policies::check_table(p.relid)?;
-                let (attnum, anchor_type) = policies::anchor_info(p.relid, &p.anchor)?;
+                validate::check_table(p.relid)?;
+                let (attnum, anchor_type) = validate::anchor_info(p.relid, &p.anchor)?;
                 let table_owner = check_owners(p.relid, p.owner, p.action)?;
                 // parsed as the table's owner, who runs it (a literal's
                 // type input function runs at parse time)
@@ -411,24 +390,14 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                     ),
                 };
                 let rewrites = if p.action == Action::Anonymize {
-                    let planned = anonymize::plan(p.relid, p.purpose.as_deref())?;
-                    if planned.is_empty() {
-                        return Err(PrivacyError::object_state(format!(
-                            "table {} has no tagged column to anonymize",
-                            regclass_text(p.relid)
-                        )));
-                    }
-                    anonymize::check_key_usable(&planned, p.owner, KeyUser::PolicyOwner)?;
-                    anonymize::check_key_usable(
-                        &planned,
-                        table_owner,
-                        KeyUser::TableOwner(p.relid),
-                    )?;
-                    planned.into_iter().map(|x| x.rewrite).collect()
+                    validate::anonymize_plan(p.relid, p.purpose.as_deref(), p.owner, table_owner)?
+                        .into_iter()
+                        .map(|x| x.rewrite)
+                        .collect()
                 } else {
                     Vec::new()
                 };
-                let scan = if policies::anchor_indexed(p.relid, attnum)? {
+                let scan = if validate::anchor_indexed(p.relid, attnum)? {
                     Scan::Index {
                         last: None,
                         full: false,
@@ -596,7 +565,7 @@ impl Run {
         dry_run: bool,
         by: TriggeredBy,
     ) -> PResult<Run> {
-        let p = policies::require(policy)?;
+        let p = policy::require(policy)?;
         if !try_lock(&p.name, by)? {
             return Err(PrivacyError::lock_not_available(format!(
                 "retention policy \"{}\" is already running",
@@ -740,14 +709,12 @@ impl Run {
         &self.policy
     }
 
+    #[cfg(any(test, feature = "pg_test"))] // the tests' view of a run
     pub fn rows(&self) -> i64 {
         self.rows
     }
 
-    pub fn held(&self) -> i64 {
-        self.held
-    }
-
+    #[cfg(any(test, feature = "pg_test"))]
     pub fn batches(&self) -> i32 {
         self.batches
     }
@@ -1049,7 +1016,7 @@ impl Run {
         timeout_ms: i32,
         f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> PResult<R>,
     ) -> PResult<R> {
-        crate::subxact::run(|| {
+        crate::sql::subxact::run(|| {
             owner_scope(self.table_owner, timeout_ms).run(|| Spi::connect_mut(f))
         })
     }
@@ -1111,11 +1078,11 @@ impl Run {
     /// meanwhile counts), their filters validated as the table's owner.
     fn holds(&self) -> PResult<TableHolds> {
         let (relid, as_of, owner) = (self.relid, self.as_of, self.table_owner);
-        crate::subxact::run(|| {
+        crate::sql::subxact::run(|| {
             owner_scope(owner, crate::gucs::lock_timeout_ms()).run(|| {
                 let active = ActiveHolds::load(as_of)?;
                 let subject_col = if active.has_subject_holds() {
-                    crate::tags::table_tags(relid)?
+                    crate::labels::tags::table_tags(relid)?
                         .into_iter()
                         .find(|t| t.label.subject)
                 } else {
@@ -1291,19 +1258,14 @@ impl Run {
             rows: self.rows,
             held: self.held,
             batches: self.batches,
-            error: error.clone(),
+            error,
         };
         record(&o)?;
         Ok(RunSummary {
-            run_id: self.id,
-            policy: self.policy.clone(),
-            table: self.relid,
-            action: self.action.as_str().to_string(),
-            status: o.status().to_string(),
             rows: self.rows,
             held: self.held,
+            status: o.status(),
             batches: self.batches,
-            error,
         })
     }
 }
@@ -1452,7 +1414,7 @@ fn runnable_policies() -> PResult<(Vec<String>, usize)> {
     let mut mine = Vec::new();
     let mut skipped = 0;
     for (name, owner) in all {
-        if policies::may_manage(owner)? {
+        if policy::may_manage(owner)? {
             mine.push(name);
         } else {
             skipped += 1;
@@ -1461,7 +1423,8 @@ fn runnable_policies() -> PResult<(Vec<String>, usize)> {
     Ok((mine, skipped))
 }
 
-type RunRow = (
+/// One row of `run_retention`'s result: policy, table, action, rows, held.
+pub type RunRow = (
     String,
     Option<Regclass>,
     Option<String>,
@@ -1479,64 +1442,50 @@ fn warn_failed(policy: &str, e: &PrivacyError) {
     .report(pgrx::PgLogLevel::WARNING);
 }
 
-/// `privacy.run_retention(policy, as_of, dry_run)`.
-#[pg_extern(volatile, parallel_unsafe)]
-fn run_retention(
-    policy: default!(Option<String>, "NULL"),
-    as_of: default!(Option<TimestampWithTimeZone>, "now()"),
-    dry_run: default!(Option<bool>, "false"),
-) -> TableIterator<
-    'static,
-    (
-        name!(policy, String),
-        name!(table_name, Option<Regclass>),
-        name!(action, Option<String>),
-        name!(rows, Option<i64>),
-        name!(held, Option<i64>),
-    ),
-> {
-    let rows = audit::entry("run_retention", || -> PResult<Vec<RunRow>> {
-        let as_of = as_of.ok_or_else(|| PrivacyError::null_value("as_of"))?;
-        let dry_run = dry_run.ok_or_else(|| PrivacyError::null_value("dry_run"))?;
-        let names = match &policy {
-            Some(name) => {
-                let p = policies::require(name)?;
-                policies::require_manage(&p, "run")?;
-                vec![p.name]
+/// `run_retention(policy, as_of, dry_run)`: one policy, or (`None`) every
+/// enabled policy the current role may run; one row per policy.
+pub fn run_retention(
+    policy: Option<&str>,
+    as_of: TimestampWithTimeZone,
+    dry_run: bool,
+) -> PResult<Vec<RunRow>> {
+    let names = match policy {
+        Some(name) => {
+            let p = policy::require(name)?;
+            policy::require_manage(&p, "run")?;
+            vec![p.name]
+        }
+        None => {
+            let (mine, skipped) = runnable_policies()?;
+            if skipped > 0 {
+                pgrx::notice!(
+                    "skipping {skipped} retention policies owned by roles whose privileges {} does not have",
+                    security::current_role_name()
+                );
             }
-            None => {
-                let (mine, skipped) = runnable_policies()?;
-                if skipped > 0 {
-                    pgrx::notice!(
-                        "skipping {skipped} retention policies owned by roles whose privileges {} does not have",
-                        security::current_role_name()
-                    );
-                }
-                mine
-            }
+            mine
+        }
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let p = policy::load(&name)?;
+        let (relid, action) = match &p {
+            Some(p) => (Some(Regclass(p.relid)), Some(p.action.as_str().to_string())),
+            None => (None, None),
         };
-        let mut out = Vec::new();
-        for name in names {
-            let p = policies::load(&name)?;
-            let (relid, action) = match &p {
-                Some(p) => (Some(Regclass(p.relid)), Some(p.action.as_str().to_string())),
-                None => (None, None),
-            };
-            match run_policy(&name, as_of, dry_run, TriggeredBy::Manual) {
-                Ok(s) => out.push((name, relid, action, Some(s.rows), Some(s.held))),
-                Err(e) => {
-                    if policy.is_some()
-                        && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-                        && e.message.contains("already running")
-                    {
-                        return Err(e);
-                    }
-                    warn_failed(&name, &e);
-                    out.push((name, relid, action, None, None));
+        match run_policy(&name, as_of, dry_run, TriggeredBy::Manual) {
+            Ok(s) => out.push((name, relid, action, Some(s.rows), Some(s.held))),
+            Err(e) => {
+                if policy.is_some()
+                    && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+                    && e.message.contains("already running")
+                {
+                    return Err(e);
                 }
+                warn_failed(&name, &e);
+                out.push((name, relid, action, None, None));
             }
         }
-        Ok(out)
-    });
-    TableIterator::new(rows)
+    }
+    Ok(out)
 }

@@ -53,12 +53,14 @@
 //! that is always rolled back, so what it reports is what would happen
 //! (cascades, holds, errors included) and nothing changes.
 
+pub mod objections;
+
 use crate::audit;
 use crate::error::{PResult, PrivacyError};
-use crate::holds::{ActiveHolds, TableHolds};
+use crate::labels::tags::{self, ColumnTag};
+use crate::retention::holds::{ActiveHolds, TableHolds};
 use crate::security::{self, Scope};
 use crate::sql::{Params, Value as SqlValue};
-use crate::tags::{self, ColumnTag};
 use crate::types::Regclass;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -282,36 +284,28 @@ fn refuse_owner_row_security(t: &SubjectTable, what: &str) -> PResult<()> {
         return Err(PrivacyError::insufficient_privilege(format!(
             "row-level security is forced on table {} for its owner \"{}\": the {what} could miss rows",
             t.key,
-            crate::policies::role_name(t.owner)
+            crate::security::role_name(t.owner)
         ))
         .with_hint("The subject's rows are read and changed as the table's owner: ALTER TABLE … NO FORCE ROW LEVEL SECURITY, or let the owner see every row."));
     }
     Ok(())
 }
 
-fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
-    v.ok_or_else(|| PrivacyError::null_value(what))
-}
-
 // ---------------------------------------------------------------------------
 // export
 
-/// `privacy.export_subject(subject)`: everything tagged that the database
+/// `export_subject(subject)`: everything tagged that the database
 /// holds about the subject, as one jsonb document.
-#[pg_extern(volatile, parallel_unsafe)]
-fn export_subject(subject: Option<&str>) -> JsonB {
-    audit::entry_quiet(|| {
-        let subject = need(subject, "subject")?;
-        let pseudonym = pseudonym(subject)?;
-        audit::logged("export_subject", &pseudonym, &json!({}), || {
-            let (doc, rows) = export(subject)?;
-            audit::record(
-                "export_subject",
-                &pseudonym,
-                json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows }),
-            )?;
-            Ok(JsonB(doc))
-        })
+pub fn export_subject(subject: &str) -> PResult<JsonB> {
+    let pseudonym = pseudonym(subject)?;
+    audit::logged("export_subject", &pseudonym, &json!({}), || {
+        let (doc, rows) = export(subject)?;
+        audit::record(
+            "export_subject",
+            &pseudonym,
+            json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows }),
+        )?;
+        Ok(JsonB(doc))
     })
 }
 
@@ -611,16 +605,16 @@ fn plan_mode(t: &SubjectTable, legal: &[String], subject: &str) -> PResult<Mode>
     if !t.tags.iter().any(|c| is_legal(c, legal)) {
         return Ok(Mode::Delete);
     }
-    let planned = crate::anonymize::plan(t.relid, None)?;
+    let planned = crate::retention::anonymize::plan(t.relid, None)?;
     if let Some(pred) = &t.predicate {
         // The table's rows get hashed with a key its owner must be allowed
         // to use (else the owner, writing chosen values, would read back
         // their pseudonyms). Refused only when the subject has rows there:
         // one table cannot block every other erasure.
-        if let Err(e) = crate::anonymize::check_may_hash(
+        if let Err(e) = crate::retention::anonymize::check_may_hash(
             &planned,
             t.owner,
-            crate::anonymize::KeyUser::TableOwner(t.relid),
+            crate::labels::methods::KeyUser::TableOwner(t.relid),
         ) {
             let sql = format!(
                 "SELECT EXISTS (SELECT 1 FROM {} AS p__ WHERE p__.{pred})",
@@ -1305,51 +1299,37 @@ fn rolled_back<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
     .execute()
 }
 
-type ForgetRow = (Regclass, String, i64);
+/// One row of `forget_subject`'s result: table, action, rows.
+pub type ForgetRow = (Regclass, String, i64);
 
-/// `privacy.forget_subject(subject, dry_run)`: erase the subject; one row per
+/// `forget_subject(subject, dry_run)`: erase the subject; one row per
 /// table per action.
-#[pg_extern(volatile, parallel_unsafe)]
-fn forget_subject(
-    subject: Option<&str>,
-    dry_run: default!(Option<bool>, "false"),
-) -> TableIterator<
-    'static,
-    (
-        name!(table_name, Regclass),
-        name!(action, String),
-        name!(rows, i64),
-    ),
-> {
-    audit::entry_quiet(|| {
-        let subject = need(subject, "subject")?;
-        let dry_run = need(dry_run, "dry_run")?;
-        let pseudonym = pseudonym(subject)?;
-        audit::logged(
-            "forget_subject",
-            &pseudonym,
-            &json!({ "dry_run": dry_run }),
-            || {
-                let result = Scope::pinned()
-                    .qualified_names()
-                    .run(|| forget(subject, dry_run))?;
-                let details: Vec<Value> = result
-                    .iter()
-                    .map(|(_, key, action, n)| json!({ "table": key, "action": action, "rows": n }))
-                    .collect();
-                audit::record(
-                    "forget_subject",
-                    &pseudonym,
-                    json!({ "subject_pseudonym": pseudonym, "dry_run": dry_run, "result": details }),
-                )?;
-                let rows: Vec<ForgetRow> = result
-                    .into_iter()
-                    .map(|(relid, _, action, n)| (Regclass(relid), action.to_string(), n))
-                    .collect();
-                Ok(TableIterator::new(rows))
-            },
-        )
-    })
+pub fn forget_subject(subject: &str, dry_run: bool) -> PResult<Vec<ForgetRow>> {
+    let pseudonym = pseudonym(subject)?;
+    audit::logged(
+        "forget_subject",
+        &pseudonym,
+        &json!({ "dry_run": dry_run }),
+        || {
+            let result = Scope::pinned()
+                .qualified_names()
+                .run(|| forget(subject, dry_run))?;
+            let details: Vec<Value> = result
+                .iter()
+                .map(|(_, key, action, n)| json!({ "table": key, "action": action, "rows": n }))
+                .collect();
+            audit::record(
+                "forget_subject",
+                &pseudonym,
+                json!({ "subject_pseudonym": pseudonym, "dry_run": dry_run, "result": details }),
+            )?;
+            let rows: Vec<ForgetRow> = result
+                .into_iter()
+                .map(|(relid, _, action, n)| (Regclass(relid), action.to_string(), n))
+                .collect();
+            Ok(rows)
+        },
+    )
 }
 
 fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {

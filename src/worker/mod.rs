@@ -15,7 +15,7 @@
 //!   `pg_privacy worker`) holds a session advisory lock so there is never more
 //!   than one per database, and every naptime runs each enabled policy that is
 //!   due, through the same batch engine as `privacy.run_retention()`
-//!   (`purge::Run`), committing after each batch; the engine checks the
+//!   (`run::Run`), committing after each batch; the engine checks the
 //!   policy owner's privileges and runs the statements as the table's owner.
 //!   A failing batch is rolled back, recorded with its error, and the policy
 //!   backs off (the engine computes `next_run_at`); other policies go on.
@@ -27,7 +27,7 @@
 
 use crate::error::PrivacyError;
 use crate::gucs;
-use crate::purge::{self, Run, TriggeredBy};
+use crate::retention::run::{self, Run, TriggeredBy};
 use pgrx::bgworkers::*;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
@@ -285,7 +285,7 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
 /// closed as failed when the next worker of the database starts: this worker
 /// holds the database's worker lock, so no such run is still in progress.
 fn recover_interrupted_runs() -> Result<(), PrivacyError> {
-    for policy in purge::close_interrupted_runs()? {
+    for policy in run::close_interrupted_runs()? {
         log!("pg_privacy: closed the run of policy {policy} interrupted by a crash");
     }
     Ok(())
@@ -320,7 +320,7 @@ fn should_stop() -> bool {
 }
 
 fn run_due_policies() {
-    let due = match in_transaction(|| purge::due_policies(now())) {
+    let due = match in_transaction(|| run::due_policies(now())) {
         Ok(d) => d,
         Err(e) => {
             warning!("pg_privacy: could not list due policies: {}", e.message);
@@ -401,8 +401,8 @@ fn finish(run: Run, error: Option<PrivacyError>) {
             "pg_privacy: could not record the end of policy {policy}: {}",
             e.message
         );
-        let text = purge::error_text(error.as_ref().unwrap_or(&e));
-        let _ = in_transaction(|| purge::record_failure(id, &policy, &text));
+        let text = crate::error::error_text(error.as_ref().unwrap_or(&e));
+        let _ = in_transaction(|| run::record_failure(id, &policy, &text));
     }
 }
 
