@@ -2,6 +2,7 @@
 //! Helpers shared by them live here.
 
 mod keys;
+#[cfg(test)] // plain #[test]s: not in the library `cargo pgrx test` installs
 mod layers;
 mod retention;
 mod security;
