@@ -1,20 +1,15 @@
 //! Per-column anonymization SQL: for each tagged column, the expression of
 //! its anonymized value and a test telling whether the row still needs it.
 //!
-//! Public interface (used by `purge` for `anonymize` policies and by the
-//! data-subject-rights module for erasure in legal-obligation tables):
-//!
-//! ```ignore
-//! pub struct ColumnRewrite { pub column: String, pub set_expr: String, pub needs_change: String }
-//! pub fn rewrites(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<ColumnRewrite>>
-//! ```
-//! `column` is the plain column name (quote it with `spi::quote_identifier`
-//! when splicing); `set_expr` and `needs_change` are SQL expressions over the
-//! table's own columns (already quoted, schema-qualified, safe under
-//! `search_path = pg_catalog, pg_temp`). Compose an update as
-//! `SET col = CASE WHEN <needs_change> THEN <set_expr> ELSE col END` and
-//! select rows with `(<needs_change 1> OR <needs_change 2> …)`: then a second
-//! run changes no row.
+//! Used by the retention engine for `anonymize` policies and by erasure
+//! (`subject`) in tables kept for a legal obligation: [`plan`] gives, for
+//! each column, a [`ColumnRewrite`]. `column` is the plain column name;
+//! `set_expr` and `needs_change` are SQL expressions over the table's own
+//! columns (already quoted, schema-qualified, safe under `search_path =
+//! pg_catalog, pg_temp`). An update sets [`ColumnRewrite::set_item`] (`col =
+//! CASE WHEN <needs_change> THEN <set_expr> ELSE col END`) and selects rows
+//! with `(<needs_change 1> OR <needs_change 2> …)`: then a second run changes
+//! no row.
 //!
 //! Which columns: every column whose tag names at least one purpose or an
 //! explicit `ANONYMIZE` method (a column tagged only `SUBJECT` is the link
@@ -57,6 +52,18 @@ pub struct ColumnRewrite {
     pub column: String,
     pub set_expr: String,
     pub needs_change: String,
+}
+
+impl ColumnRewrite {
+    /// The `SET` item of an `UPDATE`: the new value where the row still
+    /// needs it, the old one otherwise (so a second run changes nothing).
+    pub fn set_item(&self) -> String {
+        let c = spi::quote_identifier(&self.column);
+        format!(
+            "{c} = CASE WHEN {} THEN {} ELSE {c} END",
+            self.needs_change, self.set_expr
+        )
+    }
 }
 
 /// A column to rewrite with the method that applies to it.

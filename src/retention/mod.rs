@@ -7,6 +7,7 @@
 //! | `anonymize` | per-column anonymization SQL (`anonymize::plan`)              |
 //! | `policy`    | the policy store: `add/alter/drop_retention_policy`, loading  |
 //! | `validate`  | the checks shared by a policy's creation and a run's start    |
+//! | `statement` | the SQL of every batch shape, parameters bound (`Params`)     |
 //! | `run`       | the run state machine (`Run`), `run_retention`                |
 //!
 //! Erasure (`crate::subject`) uses `holds` and `anonymize` too.
@@ -16,4 +17,5 @@ pub mod filters;
 pub mod holds;
 pub mod policy;
 pub mod run;
+pub mod statement;
 pub mod validate;

@@ -121,13 +121,13 @@ use super::anonymize::ColumnRewrite;
 use super::filters::{self, FilterKind};
 use super::holds::{ActiveHolds, TableHolds};
 use super::policy::{self, Action, AnchorType, Policy};
+use super::statement::{AnchorValue, Page, Shape, Statement, Target};
 use super::validate;
 use crate::audit;
 use crate::error::{error_text, PResult, PrivacyError};
 use crate::security::{self, as_extension_owner, Scope};
-use crate::sql::Params;
 use crate::types::Regclass;
-use pgrx::datum::{Date, DatumWithOid, Interval, Timestamp, TimestampWithTimeZone};
+use pgrx::datum::{Date, Timestamp, TimestampWithTimeZone};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -165,23 +165,6 @@ pub struct RunSummary {
     pub batches: i32,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum AnchorValue {
-    Date(Date),
-    Ts(Timestamp),
-    Tstz(TimestampWithTimeZone),
-}
-
-impl AnchorValue {
-    fn arg(self) -> DatumWithOid<'static> {
-        match self {
-            AnchorValue::Date(v) => v.into(),
-            AnchorValue::Ts(v) => v.into(),
-            AnchorValue::Tstz(v) => v.into(),
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 enum Scan {
     /// keyset on (anchor, ctid) through the anchor's index; `full` when a
@@ -202,19 +185,6 @@ enum Scan {
         max_width: i64,
         after: Option<String>,
         paging: bool,
-    },
-}
-
-/// Where one page of candidates lies.
-#[derive(Clone, Copy)]
-enum Page<'a> {
-    /// `(anchor, ctid)` order, after this position
-    Index(Option<&'a (AnchorValue, String)>),
-    /// ctid order within the blocks [lo, hi), after this ctid
-    Window {
-        lo: i64,
-        hi: i64,
-        after: Option<&'a String>,
     },
 }
 
@@ -246,18 +216,11 @@ pub struct Run {
     owner: pg_sys::Oid,
     /// the table's owner (who runs the statements), read at each batch
     table_owner: pg_sys::Oid,
-    action: Action,
-    as_of: TimestampWithTimeZone,
-    keep_for: Interval,
     dry_run: bool,
     by: TriggeredBy,
-    qualified: String,
-    anchor: String,
-    anchor_type: AnchorType,
-    row_filter: Option<String>,
-    rewrites: Vec<ColumnRewrite>,
+    /// what its statements are built from
+    target: Target,
     scan: Scan,
-    skip_locked: bool,
     rows: i64,
     held: i64,
     batches: i32,
@@ -625,18 +588,20 @@ impl Run {
             relid: p.relid,
             owner: p.owner,
             table_owner: checked.table_owner,
-            action: p.action,
-            as_of,
-            keep_for: p.keep_for,
             dry_run,
             by,
-            qualified: checked.qualified,
-            anchor: p.anchor,
-            anchor_type: checked.anchor_type,
-            row_filter: checked.row_filter,
-            rewrites: checked.rewrites,
+            target: Target {
+                qualified: checked.qualified,
+                anchor: p.anchor,
+                anchor_type: checked.anchor_type,
+                as_of,
+                keep_for: p.keep_for,
+                row_filter: checked.row_filter,
+                action: p.action,
+                rewrites: checked.rewrites,
+                skip_locked: checked.skip_locked,
+            },
             scan: checked.scan,
-            skip_locked: checked.skip_locked,
             rows: 0,
             held: 0,
             batches: 0,
@@ -668,25 +633,12 @@ impl Run {
         .unwrap_or(-1.0);
         let analyzed = reltuples >= 0.0;
         let cap = (batch.saturating_mul(10)).max(reltuples.max(0.0) as i64 / 5);
-        let conds = self.expiry_conditions(true).join(" AND ");
         // never analyzed (reltuples = -1): the planner would guess, count
         // up to the threshold instead
-        let sql = if analyzed {
-            format!(
-                "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {conds}",
-                self.qualified
-            )
-        } else {
-            format!(
-                "SELECT pg_catalog.to_json(pg_catalog.count(*)) FROM (SELECT 1 FROM {} WHERE {conds} LIMIT $3) AS s",
-                self.qualified
-            )
-        };
-        let mut args = self.base_args();
-        args.push(cap.into());
+        let probe = self.target.backlog_probe(analyzed, cap);
         // EXPLAIN is refused in SPI's read-only mode
         let found = self.as_owner(crate::gucs::lock_timeout_ms(), |_| {
-            crate::sql::opt_mut::<pgrx::Json>(&sql, &args)
+            crate::sql::opt_mut::<pgrx::Json>(&probe.sql, probe.params.args())
         })?;
         let backlog = found
             .and_then(|j| match j.0.get(0) {
@@ -719,279 +671,34 @@ impl Run {
         self.batches
     }
 
-    /// The WHERE conditions every candidate satisfies ($1 = as_of, $2 =
-    /// keep_for).
-    ///
-    /// A row is expired when `anchor_utc + keep_for <= as_of_utc`. The bound
-    /// `c = as_of_utc - keep_for` is a constant of the statement (folded
-    /// once, it serves the index or filters cheaply):
-    /// - keep_for without months: adding days and microseconds to a UTC
-    ///   timestamp is a plain shift, so `anchor <= c` is the exact test;
-    /// - with months (clamped: Jan 31 + 1 month = Feb 28): `anchor <= c + 4
-    ///   days` is a superset, and the exact test is evaluated only for rows
-    ///   after `c - 31 days`. For months N > 0, a row on day k of month M
-    ///   moves by at most L(M, N), the days of months M..M+N-1, while `as_of`
-    ///   (month P) lies at least L(P-N, N) + days + time after `c`; sums of N
-    ///   consecutive months differ by a few days (3, plus leap days), far
-    ///   less than 31: such a row is expired. Exhaustive checks over three
-    ///   years put every boundary within 3 days of `c` (see the tests).
-    /// `index`: the conditions will be used through the anchor's index (the
-    /// range bound stays a top-level condition).
-    fn expiry_conditions(&self, index: bool) -> Vec<String> {
-        let a = spi::quote_identifier(&self.anchor);
-        // timezone(interval) is a fixed offset: no zone lookup per row
-        let utc = "interval '00:00'";
-        let now_utc = format!("pg_catalog.timezone({utc}, $1::pg_catalog.timestamptz)");
-        let bound = format!("({now_utc} - $2::pg_catalog.interval)");
-        // `anchor <= x`, x a UTC timestamp expression
-        let anchor_le = |x: &str| match self.anchor_type {
-            AnchorType::TimestampTz => format!("{a} <= pg_catalog.timezone({utc}, {x})"),
-            AnchorType::Timestamp => format!("{a} <= {x}"),
-            AnchorType::Date => format!("{a} <= CAST({x} AS pg_catalog.date)"),
-        };
-        let anchor_utc = match self.anchor_type {
-            AnchorType::TimestampTz => format!("pg_catalog.timezone({utc}, {a})"),
-            AnchorType::Timestamp => a.clone(),
-            AnchorType::Date => format!("CAST({a} AS pg_catalog.timestamp)"),
-        };
-        let exact = format!("{anchor_utc} + $2::pg_catalog.interval <= {now_utc}");
-        let months = self.keep_for.months();
-        // (a NULL anchor fails every comparison: never expired)
-        let mut c = Vec::new();
-        if months == 0 {
-            c.push(anchor_le(&bound));
-        } else {
-            // keep_for has no negative parts (checked when the policy is made)
-            let superset = anchor_le(&format!("({bound} + interval '4 days')"));
-            let sure = anchor_le(&format!("({bound} - interval '31 days')"));
-            if index {
-                // the superset as a top-level condition: the index's range
-                c.push(superset);
-                c.push(format!("({sure} OR {exact})"));
-            } else {
-                // one comparison for the rows well past the bound
-                c.push(format!("({sure} OR ({superset} AND {exact}))"));
-            }
-        }
-        if let Some(f) = &self.row_filter {
-            c.push(filters::spliced(f));
-        }
-        if self.action == Action::Anonymize {
-            let needs: Vec<&str> = self
-                .rewrites
-                .iter()
-                .map(|r| r.needs_change.as_str())
-                .collect();
-            c.push(format!("({})", needs.join(" OR ")));
-        }
-        c
-    }
-
-    /// The statement that changes the rows matching `target`, returning one
-    /// row per change.
-    fn act_statement(&self, target: &str) -> String {
-        format!("{} RETURNING 1", self.act_plain(target))
-    }
-
-    /// The same without `RETURNING` (the count comes from SPI).
-    fn act_plain(&self, target: &str) -> String {
-        let t = &self.qualified;
-        match self.action {
-            Action::Delete => format!("DELETE FROM {t} WHERE {target}"),
-            Action::Anonymize => {
-                let sets: Vec<String> = self
-                    .rewrites
-                    .iter()
-                    .map(|r| {
-                        let c = spi::quote_identifier(&r.column);
-                        format!(
-                            "{c} = CASE WHEN {} THEN {} ELSE {c} END",
-                            r.needs_change, r.set_expr
-                        )
-                    })
-                    .collect();
-                format!("UPDATE {t} SET {} WHERE {target}", sets.join(", "))
-            }
-        }
-    }
-
-    /// The row lock the careful shape takes (none when the owner may not
-    /// lock rows: then it waits like the fast shape).
-    fn lock_clause(&self) -> &'static str {
-        if !self.skip_locked {
-            ""
-        } else if self.action == Action::Delete {
-            "FOR UPDATE SKIP LOCKED"
-        } else {
-            "FOR NO KEY UPDATE SKIP LOCKED"
-        }
-    }
-
-    /// The statement of one page of at most `batch_size` candidates, in
-    /// `(anchor, ctid)` order through the anchor's index, or in ctid order
-    /// within a window. Returns one row: (acted, held, seen, last anchor,
-    /// last ctid as text).
-    ///
-    /// The position comes from an unlocked `scan` (locking a row that
-    /// another session updated meanwhile returns its new version, whose
-    /// ctid may lie far beyond the position and must not move it). Then:
-    /// - fast (`careful = false`): change the scanned rows by ctid, the
-    ///   conditions rechecked on the version the change finds. A row locked
-    ///   by another transaction is waited for (bounded by the batch's
-    ///   lock_timeout);
-    /// - careful: lock the scanned rows `SKIP LOCKED` first, then change the
-    ///   rows locked. Never waits for a row; one more visit of each row and
-    ///   one more WAL record per row.
-    fn page_statement(
-        &self,
-        holds: &TableHolds,
-        page: Page<'_>,
-        careful: bool,
-    ) -> (String, Params) {
-        let a = spi::quote_identifier(&self.anchor);
-        let t = &self.qualified;
-        let mut params = Params::with(self.base_args());
-        let limit = params.push(crate::gucs::batch_size()); // the page's LIMIT
-                                                            // `base`: what makes a row a candidate (rechecked on the version a
-                                                            // change or a lock finds); `conds`: plus the position
-        let base = self.expiry_conditions(true).join("\n   AND ");
-        let mut conds = base.clone();
-        let (order, last_order) = match page {
-            Page::Index(last) => {
-                if let Some((v, tid)) = last {
-                    let pa = params.push(v.arg());
-                    let pt = params.push(tid.clone());
-                    conds.push_str(&format!(
-                        "\n   AND {a} >= {pa} AND ({a} > {pa} OR ctid > CAST({pt} AS pg_catalog.tid))"
-                    ));
-                }
-                (format!("{a}, ctid"), "a DESC, tid DESC")
-            }
-            Page::Window { lo, hi, after } => {
-                let plo = params.push(format!("({lo},0)"));
-                let phi = params.push(format!("({hi},0)"));
-                conds.push_str(&format!(
-                    "\n   AND ctid >= CAST({plo} AS pg_catalog.tid) AND ctid < CAST({phi} AS pg_catalog.tid)",
-                ));
-                if let Some(tid) = after {
-                    let pt = params.push(tid.clone());
-                    conds.push_str(&format!("\n   AND ctid > CAST({pt} AS pg_catalog.tid)"));
-                }
-                ("ctid".to_string(), "tid DESC")
-            }
-        };
-        let held = holds.predicate(&mut params);
-        let held_expr = format!("COALESCE({}, false)", held.as_deref().unwrap_or("false"));
-        let (cand, act) = if self.dry_run {
-            (
-                "SELECT tid, held FROM scan".to_string(),
-                "SELECT 1 FROM scan WHERE NOT held".to_string(),
-            )
-        } else if careful {
-            (
-                format!(
-                    "SELECT ctid AS tid, {held_expr} AS held FROM {t}
-                      WHERE ctid = ANY (ARRAY(SELECT tid FROM scan)) AND {base}
-                      {}",
-                    self.lock_clause()
-                ),
-                self.act_statement("ctid = ANY (ARRAY(SELECT tid FROM cand WHERE NOT held))"),
-            )
-        } else {
-            (
-                "SELECT tid, held FROM scan".to_string(),
-                self.act_statement(&format!(
-                    "ctid = ANY (ARRAY(SELECT tid FROM scan WHERE NOT held))
-                     AND {base} AND NOT {held_expr}"
-                )),
-            )
-        };
-        let sql = format!(
-            "WITH scan AS MATERIALIZED (
-                SELECT ctid AS tid, {a} AS a, {held_expr} AS held
-                  FROM {t}
-                 WHERE {conds}
-                 ORDER BY {order}
-                 LIMIT {limit}
-             ), cand AS (
-                {cand}
-             ), act AS (
-                {act}
-             )
-             SELECT (SELECT pg_catalog.count(*) FROM act),
-                    (SELECT pg_catalog.count(*) FROM cand WHERE held),
-                    (SELECT pg_catalog.count(*) FROM scan),
-                    l.a, CAST(l.tid AS pg_catalog.text)
-               FROM (SELECT 1) AS one
-               LEFT JOIN LATERAL (SELECT a, tid FROM scan ORDER BY {last_order} LIMIT 1) AS l ON true"
-        );
-        (sql, params)
-    }
-
-    /// One whole ctid window `[lo, hi)` (a TID range scan), the shape for
-    /// large backlogs, as the owner with lock_timeout `timeout_ms`, in a
-    /// subtransaction. Returns (acted, held).
-    /// - fast: one plain `DELETE`/`UPDATE` of the window's candidates, each
-    ///   row visited once (a locked row is waited for, bounded by the
-    ///   timeout), counted by SPI (no `RETURNING` to store);
-    /// - careful: lock the window's candidates `SKIP LOCKED`, change those.
-    ///
-    /// The window is sized from the table's statistics to hold about
-    /// `batch_size` rows; when it changes more than `cap` rows, it is rolled
-    /// back (`too_many_rows`) and `next_batch` narrows or pages it.
+    /// One whole ctid window `[lo, hi)` as the owner with lock_timeout
+    /// `timeout_ms`, in a subtransaction. Returns (acted, held). When it
+    /// changes more than `cap` rows it is rolled back (`TooManyRows`) and
+    /// `next_batch` narrows or pages it.
     fn window_batch(
         &self,
         holds: &TableHolds,
         (lo, hi): (i64, i64),
-        careful: bool,
+        shape: Shape,
         timeout_ms: i32,
         cap: Option<i64>,
     ) -> PResult<(i64, i64)> {
-        let t = &self.qualified;
-        let mut params = Params::with(self.base_args());
-        let plo = params.push(format!("({lo},0)"));
-        let phi = params.push(format!("({hi},0)"));
-        let conds = format!(
-            "ctid >= CAST({plo} AS pg_catalog.tid) AND ctid < CAST({phi} AS pg_catalog.tid)
-               AND {}",
-            self.expiry_conditions(false).join("\n   AND ")
-        );
-        let held = holds.predicate(&mut params);
-        let args = params.args();
-        let not_held = match &held {
-            None => String::new(),
-            Some(h) => format!(" AND NOT COALESCE({h}, false)"),
-        };
-        let act = if self.dry_run {
-            format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds}{not_held}")
-        } else if careful {
-            format!(
-                "WITH cand AS (SELECT ctid AS tid FROM {t} WHERE {conds}{not_held} {})
-                 {}",
-                self.lock_clause(),
-                self.act_plain("ctid = ANY (ARRAY(SELECT tid FROM cand))")
-            )
-        } else {
-            self.act_plain(&format!("{conds}{not_held}"))
-        };
-        let held_count = held.map(|h| {
-            format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds} AND COALESCE({h}, false)")
-        });
-        let dry_run = self.dry_run;
+        let w = self.target.window(holds, lo, hi, shape);
+        let args = w.params.args();
         self.as_owner(timeout_ms, |c| {
-            let acted = if dry_run {
-                c.select(&act, None, args)?
+            let acted = if shape == Shape::Dry {
+                c.select(&w.act, None, args)?
                     .first()
                     .get_one::<i64>()?
                     .unwrap_or(0)
             } else {
-                c.update(&act, None, args)?.len() as i64
+                c.update(&w.act, None, args)?.len() as i64
             };
             if cap.is_some_and(|cap| acted > cap) {
                 // rolled back with the subtransaction
                 return Err(too_many_rows());
             }
-            let held_n = match &held_count {
+            let held_n = match &w.held_count {
                 None => 0,
                 Some(q) => c
                     .select(q, None, args)?
@@ -1001,11 +708,6 @@ impl Run {
             };
             Ok((acted, held_n))
         })
-    }
-
-    /// $1 = as_of, $2 = keep_for (what `expiry_conditions` refers to).
-    fn base_args(&self) -> Vec<DatumWithOid<'static>> {
-        vec![self.as_of.into(), self.keep_for.into()]
     }
 
     /// Run `f` as the table's owner, restricted, with lock_timeout
@@ -1024,10 +726,10 @@ impl Run {
     /// Execute one statement as the owner with lock_timeout `timeout_ms`,
     /// in a subtransaction. Returns (acted, held, seen, last anchor, last
     /// tid).
-    fn execute(&self, sql: &str, params: Params, timeout_ms: i32) -> PResult<BatchRow> {
-        let anchor_type = self.anchor_type;
+    fn execute(&self, st: Statement, timeout_ms: i32) -> PResult<BatchRow> {
+        let anchor_type = self.target.anchor_type;
         self.as_owner(timeout_ms, |c| {
-            let rows = c.update(sql, None, params.args())?;
+            let rows = c.update(&st.sql, None, st.params.args())?;
             for r in rows {
                 let last = match anchor_type {
                     AnchorType::Date => r.get::<Date>(4)?.map(AnchorValue::Date),
@@ -1056,19 +758,19 @@ impl Run {
     /// this batch changed is released by the batch's timeout before its own
     /// deadlock check could fire (it would be the one to fail); the careful
     /// shape gets the rest of `privacy.lock_timeout` (for the table lock).
-    fn run_statement<T>(&self, exec: impl Fn(bool, i32) -> PResult<T>) -> PResult<T> {
+    fn run_statement<T>(&self, exec: impl Fn(Shape, i32) -> PResult<T>) -> PResult<T> {
         let total = crate::gucs::lock_timeout_ms();
         if self.dry_run {
-            return exec(false, total);
+            return exec(Shape::Dry, total);
         }
         let deadlock = unsafe { pg_sys::DeadlockTimeout }.max(2);
         let fast = total.min(deadlock / 2).max(1);
-        match exec(false, fast) {
+        match exec(Shape::Fast, fast) {
             Err(e)
                 if e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-                    && self.skip_locked =>
+                    && self.target.skip_locked =>
             {
-                exec(true, (total - fast).max(1))
+                exec(Shape::Careful, (total - fast).max(1))
             }
             other => other,
         }
@@ -1077,7 +779,7 @@ impl Run {
     /// The holds of the run's table now (re-read for every batch: one placed
     /// meanwhile counts), their filters validated as the table's owner.
     fn holds(&self) -> PResult<TableHolds> {
-        let (relid, as_of, owner) = (self.relid, self.as_of, self.table_owner);
+        let (relid, as_of, owner) = (self.relid, self.target.as_of, self.table_owner);
         crate::sql::subxact::run(|| {
             owner_scope(owner, crate::gucs::lock_timeout_ms()).run(|| {
                 let active = ActiveHolds::load(as_of)?;
@@ -1106,7 +808,7 @@ impl Run {
         }
         let limit = crate::gucs::batch_size();
         // the policy's owner may still do this; the table's owner runs it
-        self.table_owner = check_owners(self.relid, self.owner, self.action)?;
+        self.table_owner = check_owners(self.relid, self.owner, self.target.action)?;
         let holds = self.holds()?;
         let holds = &holds;
         self.batches += 1;
@@ -1114,9 +816,8 @@ impl Run {
             Scan::Index { last, full, swept } => {
                 let page = Page::Index(last.as_ref());
                 let (acted, held_n, seen, last_a, last_tid) =
-                    self.run_statement(|careful, timeout| {
-                        let (sql, params) = self.page_statement(holds, page, careful);
-                        self.execute(&sql, params, timeout)
+                    self.run_statement(|shape, timeout| {
+                        self.execute(self.target.page(holds, page, shape, limit), timeout)
                     })?;
                 self.rows += acted;
                 if !swept {
@@ -1168,9 +869,8 @@ impl Run {
                             after: after.as_ref(),
                         };
                         let (acted, held_n, seen, _, tid) =
-                            self.run_statement(|careful, timeout| {
-                                let (sql, params) = self.page_statement(holds, page, careful);
-                                self.execute(&sql, params, timeout)
+                            self.run_statement(|shape, timeout| {
+                                self.execute(self.target.page(holds, page, shape, limit), timeout)
                             })?;
                         if seen >= limit {
                             after = tid;
@@ -1181,8 +881,8 @@ impl Run {
                     } else {
                         let window = (next_block, hi);
                         let cap = (!self.dry_run).then_some(limit);
-                        match self.run_statement(|careful, timeout| {
-                            self.window_batch(holds, window, careful, timeout, cap)
+                        match self.run_statement(|shape, timeout| {
+                            self.window_batch(holds, window, shape, timeout, cap)
                         }) {
                             Ok((acted, held_n)) => {
                                 next_block = hi;
@@ -1253,7 +953,7 @@ impl Run {
             policy: &self.policy,
             owner: Some(self.owner),
             by: self.by,
-            as_of: Some(self.as_of),
+            as_of: Some(self.target.as_of),
             dry_run: self.dry_run,
             rows: self.rows,
             held: self.held,

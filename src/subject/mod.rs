@@ -3,7 +3,7 @@
 //!
 //! Both functions visit every permanent table with a `SUBJECT` column
 //! ([`tags::subject_tables`]) and find the subject's rows with
-//! `subject_col = $1::<column type>`, so an index on the subject column is
+//! `subject_col = CAST($n AS <column type>)`, so an index on the subject column is
 //! used; a subject that is not a valid value of a column's type (say `'ada'`
 //! for a `bigint` column) matches no row in that table. Audit entries carry
 //! the subject's pseudonym, never the id, and every call (and every refusal)
@@ -120,18 +120,42 @@ fn parses_as_uuid(s: &str) -> bool {
     i == b.len()
 }
 
-/// SQL over the table's columns selecting the subject's rows (`$1` is the
-/// subject as text), or `None` when the subject cannot be a value of the
-/// column's type.
-fn subject_predicate(col: &ColumnTag, subject: &str) -> Option<String> {
-    let q = spi::quote_identifier(&col.name);
-    let (ok, cast) = match col.type_oid {
-        pg_sys::INT4OID => (parses_as_int(subject, 32), "pg_catalog.int4"),
-        pg_sys::INT8OID => (parses_as_int(subject, 64), "pg_catalog.int8"),
-        pg_sys::UUIDOID => (parses_as_uuid(subject), "pg_catalog.uuid"),
-        _ => (true, "pg_catalog.text"),
-    };
-    ok.then(|| format!("{q} = $1::{cast}"))
+/// How the subject's rows of one table are found: `col = CAST($n AS type)`,
+/// the subject bound as text.
+#[derive(Clone)]
+struct SubjectMatch {
+    /// the quoted subject column
+    column: String,
+    cast: &'static str,
+    subject: String,
+}
+
+impl SubjectMatch {
+    /// `None` when the subject cannot be a value of the column's type.
+    fn new(col: &ColumnTag, subject: &str) -> Option<SubjectMatch> {
+        let (ok, cast) = match col.type_oid {
+            pg_sys::INT4OID => (parses_as_int(subject, 32), "pg_catalog.int4"),
+            pg_sys::INT8OID => (parses_as_int(subject, 64), "pg_catalog.int8"),
+            pg_sys::UUIDOID => (parses_as_uuid(subject), "pg_catalog.uuid"),
+            _ => (true, "pg_catalog.text"),
+        };
+        ok.then(|| SubjectMatch {
+            column: spi::quote_identifier(&col.name),
+            cast,
+            subject: subject.to_string(),
+        })
+    }
+
+    /// The condition over the row of `alias` ("": the statement's only
+    /// table), the subject bound into `params`.
+    fn sql(&self, alias: &str, params: &mut Params) -> String {
+        let v = params.push_as(self.subject.as_str(), self.cast);
+        if alias.is_empty() {
+            format!("{} = {v}", self.column)
+        } else {
+            format!("{alias}.{} = {v}", self.column)
+        }
+    }
 }
 
 /// One table with a SUBJECT column.
@@ -145,7 +169,7 @@ struct SubjectTable {
     subject_col: ColumnTag,
     tags: Vec<ColumnTag>,
     /// Selects the subject's rows; `None`: the subject cannot occur here.
-    predicate: Option<String>,
+    predicate: Option<SubjectMatch>,
     /// a valid, non-partial index leads with the subject column
     indexed: bool,
     /// row-level security filters the caller's view of the table
@@ -220,7 +244,7 @@ fn subject_tables(subject: &str) -> PResult<Vec<SubjectTable>> {
             qname: f.qname.clone(),
             key: f.key.clone(),
             owner: f.owner,
-            predicate: subject_predicate(&col, subject),
+            predicate: SubjectMatch::new(&col, subject),
             tags,
             subject_col: col,
             indexed: f.indexed,
@@ -337,7 +361,7 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
             );
         }
         let rows = match &t.predicate {
-            Some(pred) => export_rows(t, pred, subject)?,
+            Some(pred) => export_rows(t, pred)?,
             None => Vec::new(),
         };
         total += rows.len();
@@ -356,7 +380,7 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
 /// PostgreSQL renders it in JSON (`to_jsonb`, which calls the output
 /// functions of the columns' types: as the table's owner), in primary key
 /// order.
-fn export_rows(t: &SubjectTable, pred: &str, subject: &str) -> PResult<Vec<Value>> {
+fn export_rows(t: &SubjectTable, pred: &SubjectMatch) -> PResult<Vec<Value>> {
     as_owner(t.owner, || {
         refuse_owner_row_security(t, "export")?;
         let select: Vec<String> = t
@@ -373,6 +397,8 @@ fn export_rows(t: &SubjectTable, pred: &str, subject: &str) -> PResult<Vec<Value
             &[t.relid.into()],
         )?;
         let order = pk.map(|k| format!(" ORDER BY {k}")).unwrap_or_default();
+        let mut params = Params::default();
+        let pred = pred.sql("", &mut params);
         let sql = format!(
             "SELECT {} FROM {} WHERE {pred}{order}",
             select.join(", "),
@@ -380,7 +406,7 @@ fn export_rows(t: &SubjectTable, pred: &str, subject: &str) -> PResult<Vec<Value
         );
         Spi::connect(|c| {
             let mut out = Vec::new();
-            for row in c.select(&sql, None, &[subject.into()])? {
+            for row in c.select(&sql, None, params.args())? {
                 let mut obj = Map::new();
                 for (i, col) in t.tags.iter().enumerate() {
                     let v = row.get::<JsonB>(i + 1)?.map(|j| j.0).unwrap_or(Value::Null);
@@ -601,7 +627,20 @@ fn is_legal(tag: &ColumnTag, legal: &[String]) -> bool {
     tag.label.purposes.iter().any(|p| legal.contains(p))
 }
 
-fn plan_mode(t: &SubjectTable, legal: &[String], subject: &str) -> PResult<Mode> {
+/// Whether the subject has rows in table `t` (read as its owner).
+fn has_rows(t: &SubjectTable, pred: &SubjectMatch) -> PResult<bool> {
+    let mut params = Params::default();
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {} AS p__ WHERE {})",
+        t.qname,
+        pred.sql("p__", &mut params)
+    );
+    as_owner(t.owner, || {
+        Ok(crate::sql::opt::<bool>(&sql, params.args())?.unwrap_or(false))
+    })
+}
+
+fn plan_mode(t: &SubjectTable, legal: &[String]) -> PResult<Mode> {
     if !t.tags.iter().any(|c| is_legal(c, legal)) {
         return Ok(Mode::Delete);
     }
@@ -616,14 +655,7 @@ fn plan_mode(t: &SubjectTable, legal: &[String], subject: &str) -> PResult<Mode>
             t.owner,
             crate::labels::methods::KeyUser::TableOwner(t.relid),
         ) {
-            let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM {} AS p__ WHERE p__.{pred})",
-                t.qname
-            );
-            let present = as_owner(t.owner, || {
-                Ok(crate::sql::opt::<bool>(&sql, &[subject.into()])?.unwrap_or(false))
-            })?;
-            if present {
+            if has_rows(t, pred)? {
                 return Err(e);
             }
             // nothing to hash here, and a statement naming the function
@@ -641,10 +673,7 @@ fn plan_mode(t: &SubjectTable, legal: &[String], subject: &str) -> PResult<Mode>
         let q = spi::quote_identifier(&c.name);
         match rewrites.iter().find(|r| r.column == c.name) {
             Some(r) => {
-                sets.push(format!(
-                    "{q} = CASE WHEN {} THEN {} ELSE {q} END",
-                    r.needs_change, r.set_expr
-                ));
+                sets.push(r.set_item());
                 needs_change.push(format!("({})", r.needs_change));
             }
             // The anonymizer leaves a column tagged only SUBJECT alone (it is
@@ -782,10 +811,6 @@ impl Eraser<'_> {
         self.tables.iter().position(|t| t.relid == relid)
     }
 
-    fn params(&self) -> Params {
-        Params::with(vec![self.subject.into()])
-    }
-
     /// The holds of a table, its filters validated as its owner `owner`.
     fn holds_of(&mut self, relid: pg_sys::Oid, owner: pg_sys::Oid) -> PResult<TableHolds> {
         if let Some(h) = self.table_holds.get(&relid) {
@@ -830,7 +855,7 @@ impl Eraser<'_> {
                 continue;
             }
             let child_holds = self.holds_of(fk.child, fk.child_owner)?;
-            let mut params = self.params();
+            let mut params = Params::default();
             let mut kept = Vec::new();
             if self.is_legal(fk.child) && fk.on_delete == "c" {
                 kept.push("true".to_string());
@@ -841,19 +866,15 @@ impl Eraser<'_> {
             // the child was erased before: its rows of the subject still
             // there are kept ones
             if let Some(cp) = child.and_then(|c| self.tables[c].predicate.as_ref()) {
-                kept.push(format!("c__.{cp}"));
+                kept.push(cp.sql("c__", &mut params));
             }
             if kept.is_empty() {
                 continue;
             }
+            let mut own = Params::default();
+            let mine = pred.sql("p__", &mut own);
             let keys = as_owner(owner, || {
-                key_arrays(
-                    &qname,
-                    "p__",
-                    &fk.parent_cols,
-                    &format!("p__.{pred}"),
-                    &self.params(),
-                )
+                key_arrays(&qname, "p__", &fk.parent_cols, &mine, &own)
             })?;
             let Some(keys) = keys else {
                 continue;
@@ -885,7 +906,7 @@ impl Eraser<'_> {
             if !security::has_table_privilege(fk.child, "SELECT")? {
                 continue; // PostgreSQL's own check reports it at DELETE time
             }
-            let mut params = self.params();
+            let mut params = Params::default();
             let cond = doomed(&mut params);
             let keys = as_owner(t.owner, || {
                 key_arrays(&t.qname, "p__", &fk.parent_cols, &cond, &params)
@@ -998,15 +1019,16 @@ impl Eraser<'_> {
             }
         };
         let held = {
-            let mut params = self.params();
+            let mut params = Params::default();
             let p = protect(&mut params);
             if p == "false" {
                 0
             } else {
+                let m = pred.sql("p__", &mut params);
                 as_owner(owner, || {
                     count(
                         &format!(
-                            "SELECT pg_catalog.count(*) FROM {qname} AS p__ WHERE p__.{pred} AND COALESCE(({p}), false)"
+                            "SELECT pg_catalog.count(*) FROM {qname} AS p__ WHERE {m} AND COALESCE(({p}), false)"
                         ),
                         &params,
                     )
@@ -1016,14 +1038,16 @@ impl Eraser<'_> {
         let n = match &mode {
             Mode::Delete => {
                 self.check_restrict(i, &|params: &mut Params| {
-                    format!("p__.{pred} AND NOT COALESCE(({}), false)", protect(params))
+                    let m = pred.sql("p__", params);
+                    format!("{m} AND NOT COALESCE(({}), false)", protect(params))
                 })?;
-                let mut params = self.params();
+                let mut params = Params::default();
+                let m = pred.sql("p__", &mut params);
                 let p = protect(&mut params);
                 as_owner(owner, || {
                     changed(
                         &format!(
-                            "DELETE FROM {qname} AS p__ WHERE p__.{pred} AND NOT COALESCE(({p}), false)"
+                            "DELETE FROM {qname} AS p__ WHERE {m} AND NOT COALESCE(({p}), false)"
                         ),
                         &params,
                     )
@@ -1031,12 +1055,13 @@ impl Eraser<'_> {
             }
             Mode::Anonymize { sets, .. } if sets.is_empty() => 0,
             Mode::Anonymize { sets, needs_change } => {
-                let mut params = self.params();
+                let mut params = Params::default();
+                let m = pred.sql("p__", &mut params);
                 let p = protect(&mut params);
                 as_owner(owner, || {
                     changed(
                         &format!(
-                            "UPDATE {qname} AS p__ SET {} WHERE p__.{pred} AND NOT COALESCE(({p}), false)
+                            "UPDATE {qname} AS p__ SET {} WHERE {m} AND NOT COALESCE(({p}), false)
                                  AND ({})",
                             sets.join(", "),
                             needs_change.join(" OR ")
@@ -1075,12 +1100,16 @@ impl Eraser<'_> {
         let mut subj: HashMap<usize, Vec<String>> = HashMap::new();
         for &i in &with_rows {
             let t = &self.tables[i];
-            let pred = t.predicate.as_ref().expect("filtered");
-            let params = self.params();
+            let mut params = Params::default();
+            let m = t
+                .predicate
+                .as_ref()
+                .expect("filtered")
+                .sql("p__", &mut params);
             let rows = as_owner(owner, || {
                 ctids(
                     &format!(
-                        "SELECT p__.ctid::pg_catalog.text FROM {} AS p__ WHERE p__.{pred} FOR UPDATE",
+                        "SELECT p__.ctid::pg_catalog.text FROM {} AS p__ WHERE {m} FOR UPDATE",
                         t.qname
                     ),
                     &params,
@@ -1377,7 +1406,7 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
             }
             as_owner(t.owner, || refuse_owner_row_security(t, "erasure"))?;
         }
-        modes.push(plan_mode(t, &legal, subject)?);
+        modes.push(plan_mode(t, &legal)?);
     }
     // A foreign-key cycle holding rows of the subject is erased in one
     // statement, by one owner.
@@ -1390,13 +1419,7 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
         for &i in comp {
             let t = &tables[i];
             let Some(pred) = &t.predicate else { continue };
-            let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM {} AS p__ WHERE p__.{pred})",
-                t.qname
-            );
-            present |= as_owner(t.owner, || {
-                Ok(crate::sql::opt::<bool>(&sql, &[subject.into()])?.unwrap_or(false))
-            })?;
+            present |= has_rows(t, pred)?;
         }
         if present {
             let names: Vec<&str> = comp.iter().map(|&i| tables[i].key.as_str()).collect();
