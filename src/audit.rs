@@ -171,12 +171,9 @@ fn emit(line: &str) {
     }
 }
 
-/// The five-character SQLSTATE of a caught error.
+/// The SQLSTATE of a caught error, and its five characters.
 fn caught_sqlstate(e: &CaughtError) -> (pgrx::PgSqlErrorCode, String) {
-    let code = match e {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.sql_error_code(),
-        CaughtError::RustPanic { ereport, .. } => ereport.sql_error_code(),
-    };
+    let code = crate::error::caught_code(e);
     (code, crate::error::sqlstate_text(code))
 }
 

@@ -124,7 +124,7 @@ use super::policy::{self, Action, AnchorType, Policy};
 use super::statement::{AnchorValue, Page, Shape, Statement, Target};
 use super::validate;
 use crate::audit;
-use crate::error::{error_text, PResult, PrivacyError};
+use crate::error::{error_text, Kind, PResult, PrivacyError};
 use crate::security::{self, as_extension_owner, Scope};
 use crate::types::Regclass;
 use pgrx::datum::{Date, Timestamp, TimestampWithTimeZone};
@@ -191,21 +191,6 @@ enum Scan {
 /// One batch statement's result: (acted, held, seen, last anchor, last
 /// ctid as text).
 type BatchRow = (i64, i64, i64, Option<AnchorValue>, Option<String>);
-
-const TOO_MANY_ROWS: &str = "retention window holds more rows than privacy.batch_size";
-
-/// A window statement changed more than a batch: it is rolled back and the
-/// window narrowed (never reaches the caller).
-fn too_many_rows() -> PrivacyError {
-    PrivacyError::new(
-        pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-        TOO_MANY_ROWS,
-    )
-}
-
-fn is_too_many_rows(e: &PrivacyError) -> bool {
-    e.code == pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED && e.message == TOO_MANY_ROWS
-}
 
 /// A run in progress: Rust-owned state only (it lives across transactions).
 pub struct Run {
@@ -530,11 +515,7 @@ impl Run {
     ) -> PResult<Run> {
         let p = policy::require(policy)?;
         if !try_lock(&p.name, by)? {
-            return Err(PrivacyError::lock_not_available(format!(
-                "retention policy \"{}\" is already running",
-                p.name
-            ))
-            .with_hint("Another session runs it now; try again when it is done."));
+            return Err(PrivacyError::already_running(&p.name));
         }
         let id = match next_run_id() {
             Ok(id) => id,
@@ -696,7 +677,7 @@ impl Run {
             };
             if cap.is_some_and(|cap| acted > cap) {
                 // rolled back with the subtransaction
-                return Err(too_many_rows());
+                return Err(PrivacyError::too_many_rows());
             }
             let held_n = match &w.held_count {
                 None => 0,
@@ -896,7 +877,7 @@ impl Run {
                                 }
                                 (acted, held_n)
                             }
-                            Err(e) if is_too_many_rows(&e) => {
+                            Err(e) if e.kind == Kind::TooManyRows => {
                                 // the statistics were off (rolled back): narrower
                                 // windows from here on, pages when one block is too much
                                 if width > 1 {
@@ -1176,10 +1157,7 @@ pub fn run_retention(
         match run_policy(&name, as_of, dry_run, TriggeredBy::Manual) {
             Ok(s) => out.push((name, relid, action, Some(s.rows), Some(s.held))),
             Err(e) => {
-                if policy.is_some()
-                    && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-                    && e.message.contains("already running")
-                {
+                if policy.is_some() && e.kind == Kind::AlreadyRunning {
                     return Err(e);
                 }
                 warn_failed(&name, &e);

@@ -1,32 +1,44 @@
 //! Subtransactions: run a piece of work so that its failure (a Rust `Err` or
 //! a PostgreSQL ERROR) is rolled back on its own and returned as a
-//! [`PrivacyError`] carrying the original SQLSTATE, message, detail and hint,
-//! while the surrounding transaction goes on. Used where one failure must not
-//! stop the rest: one policy of `run_retention(NULL)`, a filter checked by
-//! PostgreSQL's analyzer.
+//! [`PrivacyError`] (an ERROR through `error::catch`: SQLSTATE, message,
+//! detail, hint, context), while the surrounding transaction goes on. Used
+//! where one failure must not stop the rest: a retention batch, a filter
+//! checked by PostgreSQL's analyzer, a literal cast as a table's owner.
 //!
 //! A query cancel (57014: `pg_cancel_backend`, `statement_timeout`) is never
-//! swallowed: it is re-thrown after the rollback.
+//! swallowed: it is re-thrown after the rollback. [`rolled_back`] runs a
+//! dry run: always rolled back.
 
-use crate::error::{PResult, PrivacyError};
-use pgrx::pg_sys::panic::{CaughtError, ErrorReportWithLevel};
+use crate::error::{self, Caught, PResult};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
-
-fn from_report(r: &ErrorReportWithLevel) -> PrivacyError {
-    let mut e = PrivacyError::new(r.sql_error_code(), r.message().to_string());
-    if let Some(d) = r.detail() {
-        e = e.with_detail(d.to_string());
-    }
-    if let Some(h) = r.hint() {
-        e = e.with_hint(h.to_string());
-    }
-    e
-}
 
 /// Run `f` in an internal subtransaction: committed (released) when it
 /// returns `Ok`, rolled back when it returns `Err` or raises an ERROR.
 pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
+    match within(|r| matches!(r, Ok(Ok(_))), f) {
+        Ok(r) => r,
+        Err(c) if c.error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED => c.original.rethrow(),
+        Err(c) => Err(c.error),
+    }
+}
+
+/// Run `f` in an internal subtransaction that is always rolled back (a dry
+/// run): its result comes back, an ERROR it raises is re-raised unchanged.
+pub fn rolled_back<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
+    match within(|_| false, f) {
+        Ok(r) => r,
+        Err(c) => c.original.rethrow(),
+    }
+}
+
+/// `f` inside a subtransaction, released when `keep` says so of the
+/// outcome, rolled back otherwise; the caller's memory context and resource
+/// owner restored either way.
+fn within<R>(
+    keep: impl FnOnce(&Result<PResult<R>, Caught>) -> bool,
+    f: impl FnOnce() -> PResult<R>,
+) -> Result<PResult<R>, Caught> {
     let (oldcxt, oldowner) = unsafe {
         let cxt = pg_sys::CurrentMemoryContext;
         let owner = pg_sys::CurrentResourceOwner;
@@ -34,25 +46,9 @@ pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
         pg_sys::MemoryContextSwitchTo(cxt);
         (cxt, owner)
     };
-    let f = std::panic::AssertUnwindSafe(move || f().map_err(|e| (e, None)));
-    let result: Result<R, (PrivacyError, Option<CaughtError>)> = PgTryBuilder::new(f)
-        .catch_others(|e| {
-            let err = match &e {
-                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => from_report(r),
-                CaughtError::RustPanic { ereport, .. } => PrivacyError::internal(format!(
-                    "pg_privacy internal error: {}",
-                    ereport.message()
-                )),
-            };
-            if err.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
-                Err((err, Some(e)))
-            } else {
-                Err((err, None))
-            }
-        })
-        .execute();
+    let result = error::catch(f);
     unsafe {
-        if result.is_ok() {
+        if keep(&result) {
             pg_sys::ReleaseCurrentSubTransaction();
         } else {
             pg_sys::RollbackAndReleaseCurrentSubTransaction();
@@ -60,9 +56,5 @@ pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
         pg_sys::MemoryContextSwitchTo(oldcxt);
         pg_sys::CurrentResourceOwner = oldowner;
     }
-    match result {
-        Ok(v) => Ok(v),
-        Err((_, Some(cancel))) => cancel.rethrow(),
-        Err((e, None)) => Err(e),
-    }
+    result
 }

@@ -1299,35 +1299,6 @@ impl Eraser<'_> {
     }
 }
 
-/// Run `f` in a subtransaction that is always rolled back, on success, on
-/// `Err` and on ERROR (which is then re-raised).
-fn rolled_back<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
-    let (ctx, owner) = unsafe {
-        let ctx = pg_sys::CurrentMemoryContext;
-        let owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(ctx);
-        (ctx, owner)
-    };
-    let rollback = move || unsafe {
-        pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        pg_sys::MemoryContextSwitchTo(ctx);
-        pg_sys::CurrentResourceOwner = owner;
-    };
-    let f = std::panic::AssertUnwindSafe(f);
-    let on_ok = std::panic::AssertUnwindSafe(rollback);
-    PgTryBuilder::new(move || {
-        let out = f();
-        on_ok();
-        out
-    })
-    .catch_others(|e| {
-        rollback();
-        e.rethrow()
-    })
-    .execute()
-}
-
 /// One row of `forget_subject`'s result: table, action, rows.
 pub type ForgetRow = (Regclass, String, i64);
 
@@ -1443,7 +1414,7 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
         table_holds: HashMap::new(),
     };
     if dry_run {
-        rolled_back(|| eraser.run(&comps))
+        crate::sql::subxact::rolled_back(|| eraser.run(&comps))
     } else {
         eraser.run(&comps)
     }

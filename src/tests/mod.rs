@@ -1,6 +1,7 @@
 //! `#[pg_test]`s: behaviour inside one backend, one file per concern.
 //! Helpers shared by them live here.
 
+mod errors;
 mod keys;
 #[cfg(test)] // plain #[test]s: not in the library `cargo pgrx test` installs
 mod layers;
