@@ -11,7 +11,7 @@ use pgrx::JsonB;
 /// holds about the subject, as one jsonb document.
 #[pg_extern(volatile, parallel_unsafe)]
 fn export_subject(subject: Option<&str>) -> JsonB {
-    audit::entry_quiet(|| subject::export_subject(need(subject, "subject")?))
+    audit::entry_quiet(|| subject::export::export_subject(need(subject, "subject")?))
 }
 
 /// `privacy.forget_subject(subject, dry_run)`: erase the subject; one row per
@@ -29,7 +29,7 @@ fn forget_subject(
     ),
 > {
     let rows = audit::entry_quiet(|| {
-        subject::forget_subject(need(subject, "subject")?, need(dry_run, "dry_run")?)
+        subject::erase::forget_subject(need(subject, "subject")?, need(dry_run, "dry_run")?)
     });
     TableIterator::new(rows)
 }

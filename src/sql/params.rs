@@ -31,20 +31,3 @@ impl Params {
         &self.args
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::Params;
-
-    #[test]
-    fn placeholders_follow_the_values() {
-        let mut p = Params::default();
-        assert_eq!(p.push(7_i64), "$1");
-        assert_eq!(
-            p.push_as("(0,1)", "pg_catalog.tid"),
-            "CAST($2 AS pg_catalog.tid)"
-        );
-        assert_eq!(p.push(true), "$3");
-        assert_eq!(p.args().len(), 3);
-    }
-}
