@@ -262,12 +262,17 @@ pub fn log_refusal(action: &str, e: &PrivacyError, extra: &Value) {
 }
 
 /// Entry point of every SQL-facing function that runs SQL: pinned settings
-/// for everything inside ([`security::Scope::pinned`]), refusals written to
-/// the server log, the error raised as a PostgreSQL ERROR.
+/// for everything inside ([`security::Scope::pinned`]), the installed
+/// catalog checked to be the library's version
+/// ([`crate::catalog::check_version`]), refusals written to the server log,
+/// the error raised as a PostgreSQL ERROR.
 pub fn entry<R>(action: &str, f: impl FnOnce() -> PResult<R>) -> R {
     use crate::error::OrRaise;
     security::Scope::pinned()
-        .run(|| refusals_logged(action, f))
+        .run(|| {
+            crate::catalog::check_version()?;
+            refusals_logged(action, f)
+        })
         .or_raise()
 }
 
@@ -275,7 +280,12 @@ pub fn entry<R>(action: &str, f: impl FnOnce() -> PResult<R>) -> R {
 /// outcome themselves ([`logged`]).
 pub fn entry_quiet<R>(f: impl FnOnce() -> PResult<R>) -> R {
     use crate::error::OrRaise;
-    security::Scope::pinned().run(f).or_raise()
+    security::Scope::pinned()
+        .run(|| {
+            crate::catalog::check_version()?;
+            f()
+        })
+        .or_raise()
 }
 
 #[cfg(test)]

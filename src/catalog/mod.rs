@@ -30,3 +30,42 @@ pub fn policies_using_purpose(purpose: &str) -> PResult<Vec<String>> {
         )
     })
 }
+
+/// The library's version: the catalog it was built for.
+pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The version of pg_privacy installed in this database
+/// (`pg_extension.extversion`), `None` when it is not installed.
+pub fn installed_version() -> PResult<Option<String>> {
+    crate::sql::opt::<String>(
+        "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_privacy'",
+        &[],
+    )
+}
+
+/// 55000 while the installed catalog is not the library's version (the
+/// package was upgraded, `ALTER EXTENSION pg_privacy UPDATE` not run yet):
+/// the library's SQL would meet tables, columns and functions it does not
+/// know. Not checked inside `CREATE/ALTER EXTENSION` (the update script
+/// itself runs then, with `extversion` already the target's).
+pub fn check_version() -> PResult<()> {
+    if unsafe { pg_sys::creating_extension } {
+        return Ok(());
+    }
+    match installed_version()? {
+        Some(v) if v == LIBRARY_VERSION => Ok(()),
+        Some(v) => Err(version_mismatch(&v)),
+        None => Err(crate::error::PrivacyError::object_state(
+            "extension \"pg_privacy\" is not installed in this database",
+        )
+        .with_hint("Run CREATE EXTENSION pg_privacy.")),
+    }
+}
+
+/// The error of a catalog at version `installed` under this library.
+pub fn version_mismatch(installed: &str) -> crate::error::PrivacyError {
+    crate::error::PrivacyError::object_state(format!(
+        "pg_privacy {installed} is installed in this database but the loaded library is version {LIBRARY_VERSION}"
+    ))
+    .with_hint("Run ALTER EXTENSION pg_privacy UPDATE.")
+}

@@ -78,4 +78,34 @@ mod tests {
             "{error}"
         );
     }
+
+    #[pg_test]
+    fn admin_functions_refuse_another_catalog_version() {
+        // as if the package (library) were newer than the catalog
+        run("UPDATE pg_catalog.pg_extension SET extversion = '0.0.9' WHERE extname = 'pg_privacy'");
+        let (state, msg) =
+            crate::tests::error_of("SELECT privacy.define_purpose('later')").expect("refused");
+        assert_eq!(state, "55000");
+        assert_eq!(
+            msg,
+            format!(
+                "pg_privacy 0.0.9 is installed in this database but the loaded library is version {}",
+                crate::catalog::LIBRARY_VERSION
+            )
+        );
+        assert_eq!(
+            crate::catalog::version_mismatch("0.0.9").hint.as_deref(),
+            Some("Run ALTER EXTENSION pg_privacy UPDATE.")
+        );
+        // what needs no admin path still answers (the views)
+        assert_eq!(
+            one::<bool>("SELECT count(*) >= 0 FROM privacy.column_tags"),
+            Some(true)
+        );
+        run(&format!(
+            "UPDATE pg_catalog.pg_extension SET extversion = '{}' WHERE extname = 'pg_privacy'",
+            crate::catalog::LIBRARY_VERSION
+        ));
+        run("SELECT privacy.define_purpose('later')");
+    }
 }
