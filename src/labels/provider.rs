@@ -20,6 +20,7 @@ use super::grammar::{self, Method};
 use super::methods::{self, KeyUser};
 use super::tags::table_tags;
 use crate::audit;
+use crate::catalog;
 use crate::error::{PResult, PrivacyError};
 use crate::security::Scope;
 use crate::types::regclass_text;
@@ -64,8 +65,15 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
     crate::security::extension_owner()?;
     let relid = obj.objectId;
     let attnum = obj.objectSubId as i16;
-    let info = column_info(relid, attnum)?;
-    let (attname, typid, notnull) = (info.attname.clone(), info.typid, info.notnull);
+    let missing = || {
+        PrivacyError::undefined_column(format!(
+            "column number {attnum} of relation {} does not exist",
+            u32::from(relid)
+        ))
+    };
+    let rel = catalog::relation(relid)?.ok_or_else(missing)?;
+    let column = catalog::column_numbered(relid, attnum)?.ok_or_else(missing)?;
+    let (attname, typid, notnull) = (column.name, column.type_oid, column.not_null);
     let object = format!(
         "{}.{}",
         regclass_text(relid),
@@ -79,7 +87,7 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
             audit::record("untag_column", &object, json!({}))
         };
     };
-    if !matches!(info.relkind.as_str(), "r" | "p") {
+    if !matches!(rel.kind.as_str(), "r" | "p") {
         return Err(PrivacyError::invalid_parameter(format!(
             "privacy labels can only be placed on columns of tables, and \"{}\" is not a table",
             regclass_text(relid)
@@ -87,7 +95,7 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
     }
     // A temporary table lives in one session: a tag on it would make every
     // other session's export and erasure visit (or trip over) it.
-    if info.relpersistence == "t" {
+    if rel.persistence == "t" {
         return Err(PrivacyError::invalid_parameter(format!(
             "privacy labels cannot be placed on temporary table {}",
             regclass_text(relid)
@@ -133,11 +141,9 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
         }
     }
     if let Some(m) = &parsed.anonymize {
-        check_method_fits(
-            m, typid, &typname, &attname, notnull, check_refs, info.owner,
-        )?;
+        check_method_fits(m, typid, &typname, &attname, notnull, check_refs, rel.owner)?;
         if check_refs {
-            check_owner_may_apply(m, relid, typid, info.owner)?;
+            check_owner_may_apply(m, relid, typid, rel.owner)?;
         }
     }
     if restoring {
@@ -160,50 +166,12 @@ fn restoring_dump() -> bool {
     unsafe { !pg_sys::check_function_bodies && pg_sys::superuser() }
 }
 
-/// What the label hook needs to know about the labelled column.
-struct ColumnInfo {
-    relkind: String,
-    relpersistence: String,
-    owner: pg_sys::Oid,
-    attname: String,
-    typid: pg_sys::Oid,
-    notnull: bool,
-}
-
-fn column_info(relid: pg_sys::Oid, attnum: i16) -> PResult<ColumnInfo> {
-    Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT c.relkind::text, c.relpersistence::text, c.relowner,
-                    a.attname::text, a.atttypid, a.attnotnull
-               FROM pg_catalog.pg_class c
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
-              WHERE c.oid = $1 AND a.attnum = $2 AND NOT a.attisdropped",
-            None,
-            &[relid.into(), attnum.into()],
-        )?;
-        for r in rows {
-            return Ok(ColumnInfo {
-                relkind: r.get::<String>(1)?.unwrap_or_default(),
-                relpersistence: r.get::<String>(2)?.unwrap_or_default(),
-                owner: r.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::Oid::INVALID),
-                attname: r.get::<String>(4)?.unwrap_or_default(),
-                typid: r.get::<pg_sys::Oid>(5)?.unwrap_or(pg_sys::Oid::INVALID),
-                notnull: r.get::<bool>(6)?.unwrap_or(false),
-            });
-        }
-        Err(PrivacyError::undefined_column(format!(
-            "column number {attnum} of relation {} does not exist",
-            u32::from(relid)
-        )))
-    })
-}
-
+/// The type's name as `format_type` writes it without a modifier.
 fn type_name(typid: pg_sys::Oid) -> PResult<String> {
-    Ok(Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.format_type($1, NULL)",
-        &[typid.into()],
-    )?
-    .unwrap_or_default())
+    Ok(
+        crate::sql::opt::<String>("SELECT pg_catalog.format_type($1, NULL)", &[typid.into()])?
+            .unwrap_or_default(),
+    )
 }
 
 pub fn is_subject_type(typid: pg_sys::Oid) -> bool {
@@ -306,14 +274,7 @@ fn check_method_fits(
             if !check_refs {
                 return Ok(());
             }
-            let found = Spi::get_one_with_args::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p
-                                  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-                                 WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs >= 1)",
-                &[schema.as_str().into(), name.as_str().into()],
-            )?
-            .unwrap_or(false);
-            if found {
+            if catalog::function_exists(schema, name)? {
                 Ok(())
             } else {
                 Err(PrivacyError::invalid_parameter(format!(
@@ -345,7 +306,7 @@ fn check_owner_may_apply(
             let Some(f) = methods::hash_function(m, typid) else {
                 return Ok(());
             };
-            match crate::catalog::role_may_execute(owner, f)? {
+            match catalog::role_may_execute(owner, f)? {
                 Some(false) => Err(methods::execute_refused(
                     f,
                     owner,
@@ -355,13 +316,7 @@ fn check_owner_may_apply(
             }
         }
         Method::Function { schema, name } => {
-            let may = crate::sql::opt::<bool>(
-                "SELECT pg_catalog.bool_or(pg_catalog.has_function_privilege($3, p.oid, 'EXECUTE'))
-                   FROM pg_catalog.pg_proc p
-                   JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-                  WHERE n.nspname = $1 AND p.proname = $2 AND p.pronargs >= 1",
-                &[schema.as_str().into(), name.as_str().into(), owner.into()],
-            )?;
+            let may = catalog::role_may_execute_named(owner, schema, name)?;
             if may == Some(false) {
                 let role = crate::security::role_name(owner);
                 return Err(PrivacyError::insufficient_privilege(format!(

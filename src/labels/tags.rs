@@ -112,16 +112,14 @@ fn current_label(relid: pg_sys::Oid, attnum: i16) -> PResult<Option<Label>> {
 }
 
 fn attnum_of(relid: pg_sys::Oid, col: &str) -> PResult<i16> {
-    crate::sql::opt::<i16>(
-        "SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-        &[relid.into(), col.into()],
-    )?
-    .ok_or_else(|| {
-        PrivacyError::undefined_column(format!(
-            "column \"{col}\" of relation {} does not exist",
-            regclass_text(relid)
-        ))
-    })
+    Ok(crate::catalog::column_named(relid, col)?
+        .ok_or_else(|| {
+            PrivacyError::undefined_column(format!(
+                "column \"{col}\" of relation {} does not exist",
+                regclass_text(relid)
+            ))
+        })?
+        .attnum)
 }
 
 /// Apply a label (or remove it with `None`) through `SECURITY LABEL`, so the

@@ -94,7 +94,14 @@ fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Pl
         if !selected {
             continue;
         }
-        let (typmod, typname) = column_type(relid, tag.attnum)?;
+        let col = crate::catalog::column_numbered(relid, tag.attnum)?.ok_or_else(|| {
+            PrivacyError::undefined_column(format!(
+                "column \"{}\" of table {} does not exist",
+                tag.name,
+                regclass_text(relid)
+            ))
+        })?;
+        let (typmod, typname) = (col.typmod, col.type_name);
         let method = match &l.anonymize {
             Some(m) => m.clone(),
             None if !tag.not_null => Method::Null,
@@ -145,15 +152,6 @@ fn default_pseudonymizable(typid: pg_sys::Oid) -> bool {
         pg_sys::INT8OID,
     ]
     .contains(&typid)
-}
-
-fn column_type(relid: pg_sys::Oid, attnum: i16) -> PResult<(i32, String)> {
-    let (typmod, name) = Spi::get_two_with_args::<i32, String>(
-        "SELECT a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod)
-           FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attnum = $2",
-        &[relid.into(), attnum.into()],
-    )?;
-    Ok((typmod.unwrap_or(-1), name.unwrap_or_default()))
 }
 
 fn lit(s: &str) -> String {

@@ -264,17 +264,8 @@ pub fn place_hold(
     until: Option<TimestampWithTimeZone>,
 ) -> PResult<i64> {
     let reason = check_reason(reason)?;
-    let relkind = crate::sql::opt::<String>(
-        "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
-        &[relid.into()],
-    )?
-    .ok_or_else(|| {
-        PrivacyError::undefined_table(format!(
-            "relation with oid {} does not exist",
-            u32::from(relid)
-        ))
-    })?;
-    if !matches!(relkind.as_str(), "r" | "p") {
+    let relation = crate::catalog::require_relation(relid)?;
+    if !matches!(relation.kind.as_str(), "r" | "p") {
         return Err(PrivacyError::invalid_parameter(format!(
             "\"{}\" is not a table",
             regclass_text(relid)

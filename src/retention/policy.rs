@@ -198,11 +198,9 @@ fn policy_exists(name: &str) -> PResult<bool> {
 
 /// Default name: `<table>_<action>`, then `_2`, `_3`… when taken.
 fn default_name(relid: pg_sys::Oid, action: Action) -> PResult<String> {
-    let relname = crate::sql::opt::<String>(
-        "SELECT relname::text FROM pg_catalog.pg_class WHERE oid = $1",
-        &[relid.into()],
-    )?
-    .unwrap_or_else(|| "table".into());
+    let relname = crate::catalog::relation(relid)?
+        .map(|r| r.name)
+        .unwrap_or_else(|| "table".into());
     let suffix = format!("_{}", action.as_str());
     let base: String = relname.chars().take(50).collect::<String>() + &suffix;
     if !policy_exists(&base)? {
@@ -315,7 +313,7 @@ pub fn add(new: NewPolicy) -> PResult<String> {
         )?;
         Ok(())
     })?;
-    if !validate::anchor_indexed(relid, attnum)? {
+    if !crate::catalog::btree_index_leads_with(relid, attnum)? {
         ErrorReport::new(
             pgrx::PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
             format!(

@@ -124,12 +124,14 @@ use super::policy::{self, Action, AnchorType, Policy};
 use super::statement::{AnchorValue, Page, Shape, Statement, Target};
 use super::validate;
 use crate::audit;
+use crate::catalog;
 use crate::error::{error_text, Kind, PResult, PrivacyError};
 use crate::security::{self, as_extension_owner, Scope};
 use crate::types::Regclass;
 use pgrx::datum::{Date, Timestamp, TimestampWithTimeZone};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use pgrx::spi::{SpiError, SpiHeapTupleData};
 use serde_json::json;
 
 /// Advisory lock class of a running policy (the policy is the second key).
@@ -275,27 +277,15 @@ fn check_owners(
     action: Action,
 ) -> PResult<pg_sys::Oid> {
     // one query for what every batch checks
-    let (table_owner, granted) = Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT c.relowner,
-                    pg_catalog.has_table_privilege($2, c.oid, 'SELECT')
-                    AND pg_catalog.has_table_privilege($2, c.oid, $3)
-               FROM pg_catalog.pg_class c WHERE c.oid = $1",
-            Some(1),
-            &[relid.into(), policy_owner.into(), action.privilege().into()],
-        )?;
-        for r in rows {
-            return Ok::<_, PrivacyError>((r.get::<pg_sys::Oid>(1)?, r.get::<bool>(2)?));
-        }
-        Ok((None, None))
-    })?;
-    let table_owner = table_owner.ok_or_else(|| {
-        PrivacyError::undefined_table(format!(
-            "table with oid {} does not exist",
-            u32::from(relid)
-        ))
-    })?;
-    if granted != Some(true) {
+    let access =
+        catalog::table_access(relid, policy_owner, action.privilege())?.ok_or_else(|| {
+            PrivacyError::undefined_table(format!(
+                "table with oid {} does not exist",
+                u32::from(relid)
+            ))
+        })?;
+    let table_owner = access.owner;
+    if !access.granted {
         // the precise error (which privilege, whose)
         validate::check_privileges_of(policy_owner, relid, action)?;
     }
@@ -303,16 +293,8 @@ fn check_owners(
     Ok(table_owner)
 }
 
-fn role_exists(oid: pg_sys::Oid) -> PResult<bool> {
-    Ok(Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = $1)",
-        &[oid.into()],
-    )?
-    .unwrap_or(false))
-}
-
 fn check_as_owner(p: &Policy) -> PResult<Checked> {
-    if !role_exists(p.owner)? {
+    if !catalog::role_exists(p.owner)? {
         return Err(PrivacyError::object_state(format!(
             "owner of retention policy \"{}\" (role with oid {}) does not exist",
             p.name,
@@ -345,7 +327,7 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                 } else {
                     Vec::new()
                 };
-                let scan = if validate::anchor_indexed(p.relid, attnum)? {
+                let scan = if crate::catalog::btree_index_leads_with(p.relid, attnum)? {
                     Scan::Index {
                         last: None,
                         full: false,
@@ -378,21 +360,20 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
 /// towards 0.8 × batch (at most doubled) after one with less than 0.7 × batch,
 /// up to five batches' worth of rows.
 fn window_scan(relid: pg_sys::Oid, fraction: f64) -> PResult<Scan> {
-    let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
-        "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
-                CASE WHEN c.relpages > 0 AND c.reltuples > 0
-                     THEN c.reltuples / c.relpages ELSE 100 END
-           FROM pg_catalog.pg_class c WHERE c.oid = $1",
-        &[relid.into()],
-    )?;
-    let per_block = per_block.unwrap_or(100.0).max(1.0);
+    let blocks = catalog::relation_blocks(relid)?;
+    // rows per block by the statistics (100 when never analyzed)
+    let per_block = match catalog::relation(relid)? {
+        Some(r) if r.pages > 0 && r.tuples > 0.0 => r.tuples as f64 / r.pages as f64,
+        _ => 100.0,
+    }
+    .max(1.0);
     let batch = crate::gucs::batch_size() as f64;
     let fraction = fraction.clamp(0.2, 1.0);
     let width = ((0.8 * batch / (per_block * fraction)).ceil() as i64).max(1);
     let max_width = ((5.0 * batch / per_block).ceil() as i64).max(width);
     Ok(Scan::Window {
         next_block: 0,
-        end_block: blocks.unwrap_or(0),
+        end_block: blocks,
         width,
         max_width,
         after: None,
@@ -607,11 +588,7 @@ impl Run {
         }
         let batch = crate::gucs::batch_size();
         let relid = self.relid;
-        let reltuples = crate::sql::opt::<f32>(
-            "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1",
-            &[relid.into()],
-        )?
-        .unwrap_or(-1.0);
+        let reltuples = catalog::relation(relid)?.map_or(-1.0, |r| r.tuples);
         let analyzed = reltuples >= 0.0;
         let cap = (batch.saturating_mul(10)).max(reltuples.max(0.0) as i64 / 5);
         // never analyzed (reltuples = -1): the planner would guess, count
@@ -951,6 +928,34 @@ impl Run {
     }
 }
 
+/// What a run's row in `privacy.retention_run_log` says so far.
+struct RunRecord {
+    owner: Option<pg_sys::Oid>,
+    by: TriggeredBy,
+    as_of: Option<TimestampWithTimeZone>,
+    dry_run: bool,
+    rows: i64,
+    held: i64,
+    batches: i32,
+}
+
+impl catalog::FromRow for RunRecord {
+    fn from_row(r: &SpiHeapTupleData<'_>) -> Result<Self, SpiError> {
+        Ok(RunRecord {
+            owner: r.get_by_name("owner")?,
+            by: match r.get_by_name::<String, _>("triggered_by")?.as_deref() {
+                Some("manual") => TriggeredBy::Manual,
+                _ => TriggeredBy::Worker,
+            },
+            as_of: r.get_by_name("as_of")?,
+            dry_run: r.get_by_name("dry_run")?.unwrap_or(false),
+            rows: r.get_by_name("rows_affected")?.unwrap_or(0),
+            held: r.get_by_name("rows_held")?.unwrap_or(0),
+            batches: r.get_by_name("batches")?.unwrap_or(0),
+        })
+    }
+}
+
 /// After a batch's transaction aborted: mark run `run_id` failed (in a new
 /// transaction), update the policy's back-off, audit, release the lock.
 pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()> {
@@ -960,54 +965,33 @@ pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()
 }
 
 fn record_failure_pinned(run_id: i64, policy: &str, error_text: &str) -> PResult<()> {
-    let known = as_extension_owner(|| {
-        Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT owner::pg_catalog.oid, triggered_by, as_of, dry_run, rows_affected, rows_held, batches
-                   FROM privacy.retention_run_log WHERE run_id = $1",
-                Some(1),
-                &[run_id.into()],
-            )?;
-            for r in rows {
-                return Ok::<_, PrivacyError>(Some((
-                    r.get::<pg_sys::Oid>(1)?,
-                    r.get::<String>(2)?.unwrap_or_default(),
-                    r.get::<TimestampWithTimeZone>(3)?,
-                    r.get::<bool>(4)?.unwrap_or(false),
-                    r.get::<i64>(5)?.unwrap_or(0),
-                    r.get::<i64>(6)?.unwrap_or(0),
-                    r.get::<i32>(7)?.unwrap_or(0),
-                )));
-            }
-            Ok(None)
-        })
+    let known: Option<RunRecord> = as_extension_owner(|| {
+        catalog::one(
+            "SELECT owner::pg_catalog.oid AS owner, triggered_by, as_of, dry_run,
+                    rows_affected, rows_held, batches
+               FROM privacy.retention_run_log WHERE run_id = $1",
+            &[run_id.into()],
+        )
     })?;
-    let (owner, by, as_of, dry_run, rows, held, batches) = match known {
-        Some((o, b, a, d, r, h, n)) => (
-            o,
-            if b == "manual" {
-                TriggeredBy::Manual
-            } else {
-                TriggeredBy::Worker
-            },
-            a,
-            d,
-            r,
-            h,
-            n,
-        ),
-        None => (None, TriggeredBy::Worker, None, false, 0, 0, 0),
-    };
+    let r = known.unwrap_or(RunRecord {
+        owner: None,
+        by: TriggeredBy::Worker,
+        as_of: None,
+        dry_run: false,
+        rows: 0,
+        held: 0,
+        batches: 0,
+    });
     record(&Outcome {
         run_id,
         policy,
-        owner,
-        by,
-        as_of,
-        dry_run,
-        rows,
-        held,
-        batches,
+        owner: r.owner,
+        by: r.by,
+        as_of: r.as_of,
+        dry_run: r.dry_run,
+        rows: r.rows,
+        held: r.held,
+        batches: r.batches,
         error: Some(error_text.to_string()),
     })
 }

@@ -5,6 +5,7 @@
 
 use super::anonymize::{self, Planned};
 use super::policy::{Action, AnchorType};
+use crate::catalog;
 use crate::error::{PResult, PrivacyError};
 use crate::labels::methods::KeyUser;
 use crate::security;
@@ -13,11 +14,8 @@ use pgrx::prelude::*;
 
 /// The table must exist and be a plain table.
 pub fn check_table(relid: pg_sys::Oid) -> PResult<()> {
-    let relkind = crate::sql::opt::<String>(
-        "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
-        &[relid.into()],
-    )?;
-    match relkind.as_deref() {
+    let relation = catalog::relation(relid)?;
+    match relation.as_ref().map(|r| r.kind.as_str()) {
         None => Err(PrivacyError::undefined_table(format!(
             "table with oid {} does not exist",
             u32::from(relid)
@@ -40,57 +38,28 @@ pub fn check_table(relid: pg_sys::Oid) -> PResult<()> {
 /// The anchor column's number and type: 42703 when it does not exist,
 /// 42804 when it is not a date, timestamp or timestamptz.
 pub fn anchor_info(relid: pg_sys::Oid, anchor: &str) -> PResult<(i16, AnchorType)> {
-    let found = Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT attnum, atttypid, pg_catalog.format_type(atttypid, atttypmod)
-               FROM pg_catalog.pg_attribute
-              WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-            Some(1),
-            &[relid.into(), anchor.into()],
-        )?;
-        for r in rows {
-            return Ok::<_, PrivacyError>(Some((
-                r.get::<i16>(1)?.unwrap_or(0),
-                r.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::Oid::INVALID),
-                r.get::<String>(3)?.unwrap_or_default(),
-            )));
-        }
-        Ok(None)
-    })?;
-    let Some((attnum, typid, typname)) = found else {
+    let Some(c) = catalog::column_named(relid, anchor)? else {
         return Err(PrivacyError::undefined_column(format!(
             "anchor column \"{anchor}\" of table {} does not exist",
             regclass_text(relid)
         ))
         .with_hint("A renamed or dropped anchor column breaks the policy: alter or drop it."));
     };
-    let t = if typid == pg_sys::DATEOID {
+    let t = if c.type_oid == pg_sys::DATEOID {
         AnchorType::Date
-    } else if typid == pg_sys::TIMESTAMPOID {
+    } else if c.type_oid == pg_sys::TIMESTAMPOID {
         AnchorType::Timestamp
-    } else if typid == pg_sys::TIMESTAMPTZOID {
+    } else if c.type_oid == pg_sys::TIMESTAMPTZOID {
         AnchorType::TimestampTz
     } else {
         return Err(PrivacyError::datatype_mismatch(format!(
-            "anchor column \"{anchor}\" of table {} has type {typname}",
-            regclass_text(relid)
+            "anchor column \"{anchor}\" of table {} has type {}",
+            regclass_text(relid),
+            c.type_name
         ))
         .with_hint("The anchor must be a date, timestamp or timestamptz column."));
     };
-    Ok((attnum, t))
-}
-
-/// Whether a valid, non-partial btree index starts with the column.
-pub fn anchor_indexed(relid: pg_sys::Oid, attnum: i16) -> PResult<bool> {
-    Ok(Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                          JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-                          JOIN pg_catalog.pg_am am ON am.oid = c.relam
-                         WHERE i.indrelid = $1 AND i.indkey[0] = $2 AND i.indisvalid
-                           AND i.indpred IS NULL AND am.amname = 'btree')",
-        &[relid.into(), attnum.into()],
-    )?
-    .unwrap_or(false))
+    Ok((c.attnum, t))
 }
 
 /// `role`'s privileges on the table for this action (42501): a policy does

@@ -38,14 +38,6 @@ impl Mode {
     }
 }
 
-fn legal_obligation_purposes() -> PResult<Vec<String>> {
-    crate::sql::rows(
-        "SELECT name FROM privacy.purposes WHERE legal_basis = 'legal_obligation'",
-        &[],
-        |r| Ok(r.get::<String>(1)?.unwrap_or_default()),
-    )
-}
-
 fn is_legal(tag: &ColumnTag, legal: &[String]) -> bool {
     tag.label.purposes.iter().any(|p| legal.contains(p))
 }
@@ -701,7 +693,7 @@ fn forget(subject: &str, dry_run: bool) -> PResult<Vec<Erased>> {
         }
     }
     let comps = components(tables.len(), &edges);
-    let legal = legal_obligation_purposes()?;
+    let legal = crate::catalog::legal_obligation_purposes()?;
     // Everything the caller must be allowed, checked before any change.
     let mut modes = Vec::with_capacity(tables.len());
     for t in &tables {

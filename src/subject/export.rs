@@ -80,14 +80,7 @@ fn export_rows(t: &SubjectTable, pred: &SubjectMatch) -> PResult<Vec<Value>> {
             .iter()
             .map(|c| format!("pg_catalog.to_jsonb({})", spi::quote_identifier(&c.name)))
             .collect();
-        let pk: Option<String> = crate::sql::opt::<String>(
-            "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.i)
-               FROM pg_catalog.pg_index x
-              CROSS JOIN LATERAL pg_catalog.unnest(x.indkey) WITH ORDINALITY k(n, i)
-               JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n
-              WHERE x.indrelid = $1 AND x.indisprimary",
-            &[t.relid.into()],
-        )?;
+        let pk = crate::catalog::primary_key(t.relid)?;
         let order = pk.map(|k| format!(" ORDER BY {k}")).unwrap_or_default();
         let mut params = Params::default();
         let pred = pred.sql("", &mut params);

@@ -3,27 +3,13 @@
 //! a cycle as one component), and the SQL that matches rows by key values
 //! read from another table (bound as arrays, never spliced).
 
+pub(super) use crate::catalog::{foreign_keys_to, ForeignKey};
 use crate::error::PResult;
 use crate::sql::{Params, Value as SqlValue};
 use pgrx::prelude::*;
 use std::collections::BTreeSet;
 
-/// A foreign key whose referenced table has a SUBJECT column.
-pub(super) struct ForeignKey {
-    pub(super) name: String,
-    pub(super) child: pg_sys::Oid,
-    pub(super) parent: pg_sys::Oid,
-    /// `confdeltype`: a no action, r restrict, c cascade, n set null, d set default.
-    pub(super) on_delete: String,
-    /// quoted column names
-    pub(super) child_cols: Vec<String>,
-    pub(super) parent_cols: Vec<String>,
-    /// `OPERATOR(schema.op)`, the key's equality operators (parent = child)
-    pub(super) ops: Vec<String>,
-    pub(super) child_qname: String,
-    pub(super) child_owner: pg_sys::Oid,
-}
-
+/// Erasure's SQL over a foreign key.
 impl ForeignKey {
     /// `p__.y OPERATOR(…) c__.x AND …`
     pub(super) fn join(&self) -> String {
@@ -45,49 +31,6 @@ impl ForeignKey {
             _ => "NO ACTION",
         }
     }
-}
-
-/// Foreign keys of permanent tables referencing one of `parents`.
-pub(super) fn foreign_keys_to(parents: &[pg_sys::Oid]) -> PResult<Vec<ForeignKey>> {
-    crate::sql::rows(
-        "SELECT c.conname::text, c.conrelid, c.confrelid, c.confdeltype::text,
-                ARRAY(SELECT pg_catalog.quote_ident(a.attname)
-                        FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY k(n, i)
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n
-                       ORDER BY k.i),
-                ARRAY(SELECT pg_catalog.quote_ident(a.attname)
-                        FROM pg_catalog.unnest(c.confkey) WITH ORDINALITY k(n, i)
-                        JOIN pg_catalog.pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n
-                       ORDER BY k.i),
-                ARRAY(SELECT 'OPERATOR(' || pg_catalog.quote_ident(o.nspname) || '.' || o.oprname || ')'
-                        FROM pg_catalog.unnest(c.conpfeqop) WITH ORDINALITY e(op, i)
-                        JOIN (SELECT p.oid, p.oprname::text, n.nspname
-                                FROM pg_catalog.pg_operator p
-                                JOIN pg_catalog.pg_namespace n ON n.oid = p.oprnamespace) o ON o.oid = e.op
-                       ORDER BY e.i),
-                pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(cc.relname),
-                cc.relowner
-           FROM pg_catalog.pg_constraint c
-           JOIN pg_catalog.pg_class cc ON cc.oid = c.conrelid
-           JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
-          WHERE c.contype = 'f' AND c.conparentid = 0
-            AND c.confrelid = ANY ($1::pg_catalog.oid[]) AND cc.relpersistence <> 't'
-          ORDER BY c.conrelid, c.conname",
-        &[parents.to_vec().into()],
-        |r| {
-            Ok(ForeignKey {
-                name: r.get(1)?.unwrap_or_default(),
-                child: r.get(2)?.unwrap_or(pg_sys::Oid::INVALID),
-                parent: r.get(3)?.unwrap_or(pg_sys::Oid::INVALID),
-                on_delete: r.get(4)?.unwrap_or_default(),
-                child_cols: r.get(5)?.unwrap_or_default(),
-                parent_cols: r.get(6)?.unwrap_or_default(),
-                ops: r.get(7)?.unwrap_or_default(),
-                child_qname: r.get(8)?.unwrap_or_default(),
-                child_owner: r.get(9)?.unwrap_or(pg_sys::Oid::INVALID),
-            })
-        },
-    )
 }
 
 /// The strongly connected components of the foreign-key graph among

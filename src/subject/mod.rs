@@ -66,6 +66,7 @@ pub mod export;
 mod fkgraph;
 pub mod objections;
 
+use crate::catalog;
 use crate::error::{PResult, PrivacyError};
 use crate::labels::tags::{self, ColumnTag};
 use crate::security::{self, Scope};
@@ -188,58 +189,14 @@ struct SubjectTable {
 /// Every table with a SUBJECT column, with what erasure and export need to
 /// know about it, read in two queries whatever the number of tables.
 fn subject_tables(subject: &str) -> PResult<Vec<SubjectTable>> {
-    struct Facts {
-        qname: String,
-        key: String,
-        owner: pg_sys::Oid,
-        indexed: bool,
-        rls_active: bool,
-        can_select: bool,
-        can_delete: bool,
-        can_update: bool,
-    }
     let tagged = tags::subject_tables()?;
     let relids: Vec<pg_sys::Oid> = tagged.iter().map(|t| t.0).collect();
     let attnums: Vec<i16> = tagged.iter().map(|t| t.1.attnum).collect();
-    let facts: HashMap<pg_sys::Oid, Facts> = Spi::connect(|c| {
-        // row security and privileges: of the caller
-        let rows = c.select(
-            "SELECT c.oid,
-                    pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
-                    n.nspname::text || '.' || c.relname::text,
-                    c.relowner,
-                    EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                             WHERE i.indrelid = c.oid AND i.indkey[0] = s.attnum
-                               AND i.indisvalid AND i.indpred IS NULL),
-                    pg_catalog.row_security_active(c.oid),
-                    pg_catalog.has_table_privilege(c.oid, 'SELECT'),
-                    pg_catalog.has_table_privilege(c.oid, 'DELETE'),
-                    pg_catalog.has_table_privilege(c.oid, 'UPDATE')
-               FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.oid[]), pg_catalog.unnest($2::pg_catalog.int2[])) AS s(relid, attnum)
-               JOIN pg_catalog.pg_class c ON c.oid = s.relid
-               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relpersistence <> 't'",
-            None,
-            &[relids.into(), attnums.into()],
-        )?;
-        let mut out = HashMap::new();
-        for r in rows {
-            out.insert(
-                r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
-                Facts {
-                    qname: r.get::<String>(2)?.unwrap_or_default(),
-                    key: r.get::<String>(3)?.unwrap_or_default(),
-                    owner: r.get::<pg_sys::Oid>(4)?.unwrap_or(pg_sys::Oid::INVALID),
-                    indexed: r.get::<bool>(5)?.unwrap_or(false),
-                    rls_active: r.get::<bool>(6)?.unwrap_or(false),
-                    can_select: r.get::<bool>(7)?.unwrap_or(false),
-                    can_delete: r.get::<bool>(8)?.unwrap_or(false),
-                    can_update: r.get::<bool>(9)?.unwrap_or(false),
-                },
-            );
-        }
-        Ok::<_, PrivacyError>(out)
-    })?;
+    let facts: HashMap<pg_sys::Oid, catalog::SubjectTableFacts> =
+        catalog::subject_table_facts(&relids, &attnums)?
+            .into_iter()
+            .map(|f| (f.oid, f))
+            .collect();
     let mut out = Vec::new();
     for (relid, col, tags) in tagged {
         let Some(f) = facts.get(&relid) else {
