@@ -390,10 +390,8 @@ fn next_run_id() -> PResult<i64> {
     })
 }
 
-/// Everything recorded at the end of a run.
-struct Outcome<'a> {
-    run_id: i64,
-    policy: &'a str,
+/// A run's row in `privacy.retention_run_log`: who, when, how far.
+struct RunRecord {
     owner: Option<pg_sys::Oid>,
     by: TriggeredBy,
     as_of: Option<TimestampWithTimeZone>,
@@ -401,6 +399,30 @@ struct Outcome<'a> {
     rows: i64,
     held: i64,
     batches: i32,
+}
+
+impl catalog::FromRow for RunRecord {
+    fn from_row(r: &SpiHeapTupleData<'_>) -> Result<Self, SpiError> {
+        Ok(RunRecord {
+            owner: r.get_by_name("owner")?,
+            by: match r.get_by_name::<String, _>("triggered_by")?.as_deref() {
+                Some("manual") => TriggeredBy::Manual,
+                _ => TriggeredBy::Worker,
+            },
+            as_of: r.get_by_name("as_of")?,
+            dry_run: r.get_by_name("dry_run")?.unwrap_or(false),
+            rows: r.get_by_name("rows_affected")?.unwrap_or(0),
+            held: r.get_by_name("rows_held")?.unwrap_or(0),
+            batches: r.get_by_name("batches")?.unwrap_or(0),
+        })
+    }
+}
+
+/// Everything recorded at the end of a run.
+struct Outcome<'a> {
+    run_id: i64,
+    policy: &'a str,
+    run: RunRecord,
     error: Option<String>,
 }
 
@@ -408,7 +430,7 @@ impl Outcome<'_> {
     fn status(&self) -> &'static str {
         if self.error.is_some() {
             "failed"
-        } else if self.dry_run {
+        } else if self.run.dry_run {
             "dry_run"
         } else {
             "succeeded"
@@ -434,18 +456,18 @@ fn record(o: &Outcome) -> PResult<()> {
             &[
                 o.run_id.into(),
                 o.policy.into(),
-                o.owner.into(),
-                o.by.as_str().into(),
-                o.as_of.into(),
+                o.run.owner.into(),
+                o.run.by.as_str().into(),
+                o.run.as_of.into(),
                 status.into(),
-                o.rows.into(),
-                o.held.into(),
-                o.batches.into(),
+                o.run.rows.into(),
+                o.run.held.into(),
+                o.run.batches.into(),
                 o.error.clone().into(),
-                o.dry_run.into(),
+                o.run.dry_run.into(),
             ],
         )?;
-        if !o.dry_run {
+        if !o.run.dry_run {
             Spi::run_with_args(
                 "UPDATE privacy.retention_policy_defs p
                     SET last_run_at = r.started_at,
@@ -467,12 +489,12 @@ fn record(o: &Outcome) -> PResult<()> {
         "run_retention",
         o.policy,
         json!({
-            "run_id": o.run_id, "status": status, "triggered_by": o.by.as_str(),
-            "as_of": o.as_of.map(|t| t.to_string()), "dry_run": o.dry_run,
-            "rows": o.rows, "held": o.held, "batches": o.batches, "error": o.error,
+            "run_id": o.run_id, "status": status, "triggered_by": o.run.by.as_str(),
+            "as_of": o.run.as_of.map(|t| t.to_string()), "dry_run": o.run.dry_run,
+            "rows": o.run.rows, "held": o.run.held, "batches": o.run.batches, "error": o.error,
         }),
     )?;
-    unlock(o.policy, o.by)
+    unlock(o.policy, o.run.by)
 }
 
 impl Run {
@@ -511,13 +533,15 @@ impl Run {
                 record(&Outcome {
                     run_id: id,
                     policy: &p.name,
-                    owner: Some(p.owner),
-                    by,
-                    as_of: Some(as_of),
-                    dry_run,
-                    rows: 0,
-                    held: 0,
-                    batches: 0,
+                    run: RunRecord {
+                        owner: Some(p.owner),
+                        by,
+                        as_of: Some(as_of),
+                        dry_run,
+                        rows: 0,
+                        held: 0,
+                        batches: 0,
+                    },
                     error: Some(error_text(&e)),
                 })?;
                 audit::log_refusal(
@@ -909,13 +933,15 @@ impl Run {
         let o = Outcome {
             run_id: self.id,
             policy: &self.policy,
-            owner: Some(self.owner),
-            by: self.by,
-            as_of: Some(self.target.as_of),
-            dry_run: self.dry_run,
-            rows: self.rows,
-            held: self.held,
-            batches: self.batches,
+            run: RunRecord {
+                owner: Some(self.owner),
+                by: self.by,
+                as_of: Some(self.target.as_of),
+                dry_run: self.dry_run,
+                rows: self.rows,
+                held: self.held,
+                batches: self.batches,
+            },
             error,
         };
         record(&o)?;
@@ -924,34 +950,6 @@ impl Run {
             held: self.held,
             status: o.status(),
             batches: self.batches,
-        })
-    }
-}
-
-/// What a run's row in `privacy.retention_run_log` says so far.
-struct RunRecord {
-    owner: Option<pg_sys::Oid>,
-    by: TriggeredBy,
-    as_of: Option<TimestampWithTimeZone>,
-    dry_run: bool,
-    rows: i64,
-    held: i64,
-    batches: i32,
-}
-
-impl catalog::FromRow for RunRecord {
-    fn from_row(r: &SpiHeapTupleData<'_>) -> Result<Self, SpiError> {
-        Ok(RunRecord {
-            owner: r.get_by_name("owner")?,
-            by: match r.get_by_name::<String, _>("triggered_by")?.as_deref() {
-                Some("manual") => TriggeredBy::Manual,
-                _ => TriggeredBy::Worker,
-            },
-            as_of: r.get_by_name("as_of")?,
-            dry_run: r.get_by_name("dry_run")?.unwrap_or(false),
-            rows: r.get_by_name("rows_affected")?.unwrap_or(0),
-            held: r.get_by_name("rows_held")?.unwrap_or(0),
-            batches: r.get_by_name("batches")?.unwrap_or(0),
         })
     }
 }
@@ -973,7 +971,7 @@ fn record_failure_pinned(run_id: i64, policy: &str, error_text: &str) -> PResult
             &[run_id.into()],
         )
     })?;
-    let r = known.unwrap_or(RunRecord {
+    let run = known.unwrap_or(RunRecord {
         owner: None,
         by: TriggeredBy::Worker,
         as_of: None,
@@ -985,13 +983,7 @@ fn record_failure_pinned(run_id: i64, policy: &str, error_text: &str) -> PResult
     record(&Outcome {
         run_id,
         policy,
-        owner: r.owner,
-        by: r.by,
-        as_of: r.as_of,
-        dry_run: r.dry_run,
-        rows: r.rows,
-        held: r.held,
-        batches: r.batches,
+        run,
         error: Some(error_text.to_string()),
     })
 }
