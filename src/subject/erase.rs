@@ -421,6 +421,14 @@ impl Eraser<'_> {
         Ok(())
     }
 
+    /// A line with 0 rows for each table of `comp`.
+    fn nothing_erased(&self, comp: &[usize], out: &mut Vec<Erased>) {
+        for &i in comp {
+            let t = &self.tables[i];
+            out.push((t.relid, t.key.clone(), self.modes[i].main(), 0));
+        }
+    }
+
     /// The tables of a foreign-key cycle (one owner, checked when planning):
     /// the subject's rows are locked, the kept ones found until nothing
     /// changes, the others erased in one statement.
@@ -433,10 +441,7 @@ impl Eraser<'_> {
         let owner = self.tables[comp[0]].owner;
         if comp.iter().any(|&i| self.tables[i].owner != owner) {
             // several owners: planning made sure the subject has no row here
-            for &i in comp {
-                let t = &self.tables[i];
-                out.push((t.relid, t.key.clone(), self.modes[i].main(), 0));
-            }
+            self.nothing_erased(comp, out);
             return Ok(());
         }
         // 1. the subject's rows, locked (their ctids then stay put)
@@ -462,10 +467,7 @@ impl Eraser<'_> {
             subj.insert(i, rows);
         }
         if subj.values().all(|v| v.is_empty()) {
-            for &i in comp {
-                let t = &self.tables[i];
-                out.push((t.relid, t.key.clone(), self.modes[i].main(), 0));
-            }
+            self.nothing_erased(comp, out);
             return Ok(());
         }
         // 2. kept at first: held, or referenced from outside the cycle
