@@ -19,6 +19,10 @@
 //!   policy owner's privileges and runs the statements as the table's owner.
 //!   A failing batch is rolled back, recorded with its error, and the policy
 //!   backs off (the engine computes `next_run_at`); other policies go on.
+//! * While the database's catalog is not at the library's version (the
+//!   package was upgraded, `ALTER EXTENSION pg_privacy UPDATE` not run), the
+//!   worker runs nothing there and says so once in the server log; it
+//!   starts (closing interrupted runs first) once the update is done.
 //! * SIGHUP re-reads the configuration (`ProcessConfigFile`); SIGTERM stops
 //!   between batches (the interrupted run is recorded as failed, its
 //!   committed batches stay); postmaster death ends both processes;
@@ -29,7 +33,6 @@ use crate::error::PrivacyError;
 use crate::gucs;
 use crate::retention::run::{self, Run, TriggeredBy};
 use pgrx::bgworkers::*;
-use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -248,30 +251,44 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
         return;
     }
     log!("pg_privacy worker started for database {dbname}");
-    if let Err(e) = in_transaction(recover_interrupted_runs) {
-        warning!(
-            "pg_privacy: could not close interrupted runs: {}",
-            e.message
-        );
-    }
+    // the catalog is read only at the library's version: interrupted runs
+    // are closed, and policies run, once `ALTER EXTENSION … UPDATE` is done
+    let mut recovered = false;
+    let mut stale_logged = false;
 
     loop {
         reload_config_if_asked();
         if sigterm() {
             break;
         }
-        let still_installed = BackgroundWorker::transaction(|| {
-            Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_privacy')")
-                .ok()
-                .flatten()
-                .unwrap_or(false)
-        });
-        if !still_installed {
+        let installed =
+            BackgroundWorker::transaction(|| crate::catalog::installed_version().ok().flatten());
+        let Some(version) = installed else {
             log!("pg_privacy was dropped from database {dbname}; worker exits");
             break;
-        }
-        if gucs::worker_enabled() && !unsafe { pg_sys::RecoveryInProgress() } {
-            run_due_policies();
+        };
+        if version != crate::catalog::LIBRARY_VERSION {
+            if !stale_logged {
+                log!(
+                    "pg_privacy worker: database {dbname} has pg_privacy {version} installed but the library is version {}; no policy runs there until ALTER EXTENSION pg_privacy UPDATE",
+                    crate::catalog::LIBRARY_VERSION
+                );
+                stale_logged = true;
+            }
+        } else {
+            stale_logged = false;
+            if !recovered {
+                recovered = true;
+                if let Err(e) = in_transaction(recover_interrupted_runs) {
+                    warning!(
+                        "pg_privacy: could not close interrupted runs: {}",
+                        crate::error::error_text(&e)
+                    );
+                }
+            }
+            if gucs::worker_enabled() && !unsafe { pg_sys::RecoveryInProgress() } {
+                run_due_policies();
+            }
         }
         report_activity(None);
         if !BackgroundWorker::wait_latch(Some(Duration::from_secs(gucs::naptime_secs()))) {
@@ -323,7 +340,10 @@ fn run_due_policies() {
     let due = match in_transaction(|| run::due_policies(now())) {
         Ok(d) => d,
         Err(e) => {
-            warning!("pg_privacy: could not list due policies: {}", e.message);
+            warning!(
+                "pg_privacy: could not list due policies: {}",
+                crate::error::error_text(&e)
+            );
             return;
         }
     };
@@ -350,7 +370,10 @@ fn run_one(policy: &str) {
         Err(e) => {
             // `start` has recorded the failed run itself (policy gone bad,
             // privileges lost…), or another session is running this policy.
-            log!("pg_privacy: policy {policy} did not start: {}", e.message);
+            log!(
+                "pg_privacy: policy {policy} did not start: {}",
+                crate::error::error_text(&e)
+            );
             return;
         }
     };
@@ -399,7 +422,7 @@ fn finish(run: Run, error: Option<PrivacyError>) {
     }) {
         warning!(
             "pg_privacy: could not record the end of policy {policy}: {}",
-            e.message
+            crate::error::error_text(&e)
         );
         let text = crate::error::error_text(error.as_ref().unwrap_or(&e));
         let _ = in_transaction(|| run::record_failure(id, &policy, &text));
@@ -417,31 +440,19 @@ fn in_transaction<R>(f: impl FnOnce() -> Result<R, PrivacyError>) -> Result<R, P
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
-    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+    let outcome = crate::error::catch(|| {
         let r = crate::security::Scope::pinned().run(f);
         unsafe {
             pg_sys::PopActiveSnapshot();
             pg_sys::CommitTransactionCommand();
         }
-        Ok(r)
-    }))
-    .catch_others(|e| Err(caught_to_error(e)))
-    .execute();
+        r
+    });
     match outcome {
         Ok(r) => r,
-        Err(e) => {
+        Err(c) => {
             unsafe { pg_sys::AbortCurrentTransaction() };
-            Err(e)
+            Err(c.error)
         }
-    }
-}
-
-fn caught_to_error(e: CaughtError) -> PrivacyError {
-    match e {
-        CaughtError::PostgresError(report)
-        | CaughtError::ErrorReport(report)
-        | CaughtError::RustPanic {
-            ereport: report, ..
-        } => PrivacyError::new(report.sql_error_code(), report.message().to_string()),
     }
 }
