@@ -1,12 +1,13 @@
-//! Retention policies: `add_retention_policy`, `alter_retention_policy`,
-//! `drop_retention_policy`, and the checks they share with the engine.
+//! The policy store: `add_retention_policy`, `alter_retention_policy`,
+//! `drop_retention_policy`, and loading a policy for a run. The checks a
+//! policy's creation shares with a run's start live in `validate`.
 //!
 //! A policy is stored in `privacy.retention_policy_defs` (closed to PUBLIC,
-//! written only here and by `purge` as the extension owner) and shown by the
+//! written only here and by `run` as the extension owner) and shown by the
 //! view `privacy.retention_policies`. It records its **owner**, the role
 //! that created it. Every run first checks that the owner still holds the
 //! privileges the action needs, then runs its statements as the **table's
-//! owner**, restricted (`purge`): a policy never does more than its owner
+//! owner**, restricted (`run`): a policy never does more than its owner
 //! could do by hand, and the table owner's triggers, constraints and
 //! functions never run with the policy owner's (or the worker's) rights.
 //!

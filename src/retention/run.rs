@@ -1,5 +1,5 @@
-//! The batch engine: runs a retention policy in bounded batches, and
-//! `privacy.run_retention()`.
+//! The run state machine: runs a retention policy in bounded batches, and
+//! `privacy.run_retention()`. The SQL of each batch comes from `statement`.
 //!
 //! # Interface (for the background worker)
 //!
@@ -15,7 +15,6 @@
 //! pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()>;
 //! pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>>;
 //! pub fn run_policy(policy: &str, as_of: TimestampWithTimeZone, dry_run: bool, by: TriggeredBy) -> PResult<RunSummary>;
-//! pub fn error_text(e: &PrivacyError) -> String;   // "message: detail (SQLSTATE xxxxx)"
 //! pub fn close_interrupted_runs() -> PResult<Vec<String>>; // worker start-up after a crash
 //! ```
 //! Each method expects to run inside a transaction with an active snapshot
@@ -25,7 +24,7 @@
 //! worker loop:
 //!
 //! ```ignore
-//! let mut run = tx(|| Run::start(&name, now, false, TriggeredBy::Worker))?; // Err: already recorded, or 55P03 "already running" (skip)
+//! let mut run = tx(|| Run::start(&name, now, false, TriggeredBy::Worker))?; // Err: already recorded, or Kind::AlreadyRunning (skip)
 //! loop {
 //!     match tx(|| run.next_batch()) {            // commit after each batch
 //!         Ok(true) if !sigterm => continue,
@@ -35,7 +34,7 @@
 //! }
 //! // if a transaction aborted anyway: tx(|| record_failure(run.id(), run.policy(), &msg))
 //! ```
-//! `finish(Some(&e))` records `error_text(e)`, which already ends with the
+//! `finish(Some(&e))` records `error::error_text(e)`, which already ends with the
 //! SQLSTATE: pass the engine's error as it is. Stopping between batches
 //! (SIGTERM) with `finish(None)` records the run as succeeded with the rows
 //! done so far (the rest is found by the next run); pass an error to record
@@ -47,7 +46,7 @@
 //!
 //! - `start` loads the policy (42704 when it does not exist), takes an
 //!   advisory lock on it — session-level for the worker, transaction-level
-//!   for manual runs (55P03 "already running" when another session runs
+//!   for manual runs (55P03, `Kind::AlreadyRunning`, when another session runs
 //!   it: nothing is recorded then) — re-validates it (table, anchor column
 //!   and type, the policy owner's privileges, row_filter against the
 //!   allow-list, anonymize columns, the keyed hash for both the policy
@@ -94,7 +93,7 @@
 //! The bound `T - keep_for` is a constant of each statement; without months
 //! `anchor <= bound` is exact, with months a superset (`+ 4 days`) serves
 //! the index and the exact test runs only near the bound (see
-//! `expiry_conditions`). Two scan modes:
+//! `statement::Target::expiry_conditions`). Two scan modes:
 //! - the anchor has a btree index: keyset pagination on `(anchor, ctid)`
 //!   (`ORDER BY anchor, ctid LIMIT batch_size`), which reads only the
 //!   expired range of the index, then changes the page's rows by ctid. The
