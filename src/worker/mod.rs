@@ -15,10 +15,14 @@
 //!   `pg_privacy worker`) holds a session advisory lock so there is never more
 //!   than one per database, and every naptime runs each enabled policy that is
 //!   due, through the same batch engine as `privacy.run_retention()`
-//!   (`purge::Run`), committing after each batch; the engine checks the
+//!   (`run::Run`), committing after each batch; the engine checks the
 //!   policy owner's privileges and runs the statements as the table's owner.
 //!   A failing batch is rolled back, recorded with its error, and the policy
 //!   backs off (the engine computes `next_run_at`); other policies go on.
+//! * While the database's catalog is not at the library's version (the
+//!   package was upgraded, `ALTER EXTENSION pg_privacy UPDATE` not run), the
+//!   worker runs nothing there and says so once in the server log; it
+//!   starts (closing interrupted runs first) once the update is done.
 //! * **Time bound.** A run lasts at most `privacy.run_timeout` (see
 //!   [`Deadline`]): PostgreSQL's own `STATEMENT_TIMEOUT` timer, armed at the
 //!   run's deadline around each of its transactions, cancels the statement
@@ -44,9 +48,8 @@
 
 use crate::error::PrivacyError;
 use crate::gucs;
-use crate::purge::{self, Recorded, Run, TriggeredBy};
+use crate::retention::run::{self, Recorded, Run, TriggeredBy};
 use pgrx::bgworkers::*;
-use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::collections::HashMap;
@@ -374,12 +377,10 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
     if let Ok(mut d) = WORKER_DB.lock() {
         *d = Some(dbname.clone());
     }
-    if let Err(e) = in_transaction(recover_interrupted_runs) {
-        warning!(
-            "pg_privacy: could not close interrupted runs: {}",
-            e.message
-        );
-    }
+    // the catalog is read only at the library's version: interrupted runs
+    // are closed, and policies run, once `ALTER EXTENSION … UPDATE` is done
+    let mut recovered = false;
+    let mut stale_logged = false;
 
     loop {
         reload_config_if_asked();
@@ -387,20 +388,48 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
             break;
         }
         // (a cancel arriving here only fails this check: in_transaction)
-        let still_installed = in_transaction(|| {
-            Ok(Spi::get_one::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_privacy')",
-            )?)
-        });
-        if let Err(e) = &still_installed {
-            warning!("pg_privacy: could not check the extension: {}", e.message);
+        let installed = in_transaction(crate::catalog::installed_version);
+        if let Err(e) = &installed {
+            warning!(
+                "pg_privacy: could not check the extension: {}",
+                crate::error::error_text(e)
+            );
         }
-        if matches!(still_installed, Ok(None | Some(false))) {
-            log!("pg_privacy was dropped from database {dbname}; worker exits");
-            break;
-        }
-        if gucs::worker_enabled() && !unsafe { pg_sys::RecoveryInProgress() } {
-            run_due_policies();
+        let version = match installed {
+            Ok(Some(v)) => v,
+            Err(_) => {
+                if !sleep(Duration::from_secs(gucs::naptime_secs()), false) {
+                    break;
+                }
+                continue;
+            }
+            Ok(None) => {
+                log!("pg_privacy was dropped from database {dbname}; worker exits");
+                break;
+            }
+        };
+        if version != crate::catalog::LIBRARY_VERSION {
+            if !stale_logged {
+                log!(
+                    "pg_privacy worker: database {dbname} has pg_privacy {version} installed but the library is version {}; no policy runs there until ALTER EXTENSION pg_privacy UPDATE",
+                    crate::catalog::LIBRARY_VERSION
+                );
+                stale_logged = true;
+            }
+        } else {
+            stale_logged = false;
+            if !recovered {
+                recovered = true;
+                if let Err(e) = in_transaction(recover_interrupted_runs) {
+                    warning!(
+                        "pg_privacy: could not close interrupted runs: {}",
+                        crate::error::error_text(&e)
+                    );
+                }
+            }
+            if gucs::worker_enabled() && !unsafe { pg_sys::RecoveryInProgress() } {
+                run_due_policies();
+            }
         }
         report_activity(None);
         if !sleep(Duration::from_secs(gucs::naptime_secs()), false) {
@@ -414,7 +443,7 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
 /// closed as failed when the next worker of the database starts: this worker
 /// holds the database's worker lock, so no such run is still in progress.
 fn recover_interrupted_runs() -> Result<(), PrivacyError> {
-    for policy in purge::close_interrupted_runs()? {
+    for policy in run::close_interrupted_runs()? {
         log!("pg_privacy: closed the run of policy {policy} interrupted by a crash");
     }
     Ok(())
@@ -433,10 +462,13 @@ fn current_database() -> String {
 }
 
 fn run_due_policies() {
-    let due = match in_transaction(|| purge::due_policies(now())) {
+    let due = match in_transaction(|| run::due_policies(now())) {
         Ok(d) => d,
         Err(e) => {
-            warning!("pg_privacy: could not list due policies: {}", e.message);
+            warning!(
+                "pg_privacy: could not list due policies: {}",
+                crate::error::error_text(&e)
+            );
             return;
         }
     };
@@ -602,7 +634,7 @@ fn bounded<R>(
 /// The run in progress as of its last committed batch, for the exit
 /// callback; `None` between runs.
 struct OpenRun {
-    progress: purge::Progress,
+    progress: run::Progress,
     deadline: Option<Deadline>,
 }
 
@@ -651,14 +683,17 @@ fn run_one(policy: &str) {
         Ok(Err(e)) => {
             // `start` has recorded the failed run itself (policy gone bad,
             // privileges lost…), or another session is running this policy.
-            log!("pg_privacy: policy {policy} did not start: {}", e.message);
+            log!(
+                "pg_privacy: policy {policy} did not start: {}",
+                crate::error::error_text(&e)
+            );
             return;
         }
         Err(e) => {
             // aborted (cancelled, past the time bound): nothing of the start
             // is recorded and its policy lock may still be held
             log!("pg_privacy: policy {policy} did not start: {}", e.message);
-            if let Err(e) = in_transaction(|| purge::record_failed_start(policy, as_of, &e)) {
+            if let Err(e) = in_transaction(|| run::record_failed_start(policy, as_of, &e)) {
                 warning!(
                     "pg_privacy: could not record the failed start of policy {policy}: {}",
                     e.message
@@ -719,10 +754,10 @@ fn finish(run: Run, error: Option<PrivacyError>) {
     }) {
         warning!(
             "pg_privacy: could not record the end of policy {policy}: {}",
-            e.message
+            crate::error::error_text(&e)
         );
-        let text = purge::error_text(error.as_ref().unwrap_or(&e));
-        let _ = in_transaction(|| purge::record_failure(id, &policy, &text));
+        let text = crate::error::error_text(error.as_ref().unwrap_or(&e));
+        let _ = in_transaction(|| run::record_failure(id, &policy, &text));
     }
     set_open_run(None);
 }
@@ -838,29 +873,20 @@ fn transaction<R>(
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
     }
-    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
+    let outcome = crate::error::catch(|| {
         let r = crate::security::Scope::pinned().run(f);
         unsafe {
             pg_sys::PopActiveSnapshot();
             pg_sys::CommitTransactionCommand();
         }
-        Ok(r)
-    }))
-    .catch_others(|e| Err(caught_to_error(e)))
-    .execute();
-    if outcome.is_err() {
-        unsafe { pg_sys::AbortCurrentTransaction() };
-    }
-    outcome
-}
-
-fn caught_to_error(e: CaughtError) -> PrivacyError {
-    match e {
-        CaughtError::PostgresError(report)
-        | CaughtError::ErrorReport(report)
-        | CaughtError::RustPanic {
-            ereport: report, ..
-        } => PrivacyError::new(report.sql_error_code(), report.message().to_string()),
+        r
+    });
+    match outcome {
+        Ok(r) => Ok(r),
+        Err(c) => {
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            Err(c.error)
+        }
     }
 }
 
