@@ -77,7 +77,7 @@ mod tests {
     #[pg_test]
     fn worker_exit_records_the_open_run() {
         use crate::error::PrivacyError;
-        use crate::purge::{record_failed_start, Recorded, Run, TriggeredBy};
+        use crate::retention::run::{record_failed_start, Recorded, Run, TriggeredBy};
         use pgrx::PgSqlErrorCode;
         run("SET LOCAL privacy.batch_size = 2");
         run("CREATE TABLE public.w_exit (id bigint PRIMARY KEY, at timestamptz NOT NULL)");
@@ -116,7 +116,7 @@ mod tests {
             fresh(|| progress.record_failure_nowait(&interrupted)).unwrap(),
             Recorded::AlreadyClosed
         );
-        assert!(fresh(crate::purge::close_interrupted_runs)
+        assert!(fresh(crate::retention::run::close_interrupted_runs)
             .unwrap()
             .is_empty());
         // the session-level policy lock was released: the policy starts again
