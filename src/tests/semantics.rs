@@ -101,7 +101,7 @@ mod tests {
 
     #[pg_test]
     fn a_policy_created_disabled_waits_for_its_author() {
-        use crate::purge::due_policies;
+        use crate::retention::run::due_policies;
         signups();
         run("SELECT privacy.add_retention_policy('signups', '0', 'at', name => 'later', enabled => false)");
         run("SELECT privacy.add_retention_policy('signups', '1 year', 'at', name => 'now_on')");
@@ -142,21 +142,21 @@ mod tests {
 
     #[pg_test]
     fn alter_database_pauses_the_database_worker() {
-        use crate::purge::due_policies;
+        use crate::retention::run::due_policies;
         signups();
         run("SELECT privacy.add_retention_policy('signups', '0', 'at', name => 'paused')");
         let now = one::<pgrx::datum::TimestampWithTimeZone>("SELECT now()").unwrap();
         assert!(!fresh(|| due_policies(now)).unwrap().is_empty());
         run("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET privacy.worker_enabled = off', current_database()); END $$");
-        assert!(fresh(crate::gucs::database_paused).unwrap());
+        assert!(fresh(crate::retention::run::database_paused).unwrap());
         assert!(fresh(|| due_policies(now)).unwrap().is_empty());
         run("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET privacy.worker_enabled = on', current_database()); END $$");
-        assert!(!fresh(crate::gucs::database_paused).unwrap());
+        assert!(!fresh(crate::retention::run::database_paused).unwrap());
         assert!(fresh(|| due_policies(now))
             .unwrap()
             .contains(&"paused".to_string()));
         run("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET privacy.worker_enabled', current_database()); END $$");
-        assert!(!fresh(crate::gucs::database_paused).unwrap());
+        assert!(!fresh(crate::retention::run::database_paused).unwrap());
     }
 
     #[pg_test]

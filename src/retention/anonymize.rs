@@ -1,25 +1,25 @@
 //! Per-column anonymization SQL: for each tagged column, the expression of
 //! its anonymized value and a test telling whether the row still needs it.
 //!
-//! Public interface (used by `purge` for `anonymize` policies and by the
-//! data-subject-rights module for erasure in legal-obligation tables):
+//! Used by the retention engine for `anonymize` policies and by erasure
+//! (`subject`) in tables kept for a legal obligation: [`plan`] gives, for
+//! each column, a [`ColumnRewrite`]. `column` is the plain column name;
+//! `set_expr` and `needs_change` are SQL expressions over the table's own
+//! columns (already quoted, schema-qualified, safe under `search_path =
+//! pg_catalog, pg_temp`). An update sets [`ColumnRewrite::set_item`] (`col =
+//! CASE WHEN <needs_change> THEN <set_expr> ELSE col END`) and selects rows
+//! with `(<needs_change 1> OR <needs_change 2> …)`: then a second run changes
+//! no row.
 //!
-//! ```ignore
-//! pub struct ColumnRewrite { pub column: String, pub set_expr: String, pub needs_change: String }
-//! pub fn rewrites(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<ColumnRewrite>>
-//! ```
-//! `column` is the plain column name (quote it with `spi::quote_identifier`
-//! when splicing); `set_expr` and `needs_change` are SQL expressions over the
-//! table's own columns (already quoted, schema-qualified, safe under
-//! `search_path = pg_catalog, pg_temp`). Compose an update as
-//! `SET col = CASE WHEN <needs_change> THEN <set_expr> ELSE col END` and
-//! select rows with `(<needs_change 1> OR <needs_change 2> …)`: then a second
-//! run changes no row.
-//!
-//! Which columns: every column whose tag names at least one purpose or an
-//! explicit `ANONYMIZE` method (a column tagged only `SUBJECT` is the link
-//! between the subject's rows and is left alone); with `only_purpose`, only
-//! columns whose purposes include it. The method is the tag's `ANONYMIZE`, or
+//! Which columns ([`plan`], an `anonymize` policy): every column whose tag
+//! names at least one purpose or an explicit `ANONYMIZE` method, with
+//! `only_purpose` only columns whose purposes include it, **and the table's
+//! `SUBJECT` column**, so that an anonymized row no longer names its subject
+//! (issue 13). [`plan_kept_rows`] (erasure in a legal-obligation table)
+//! leaves out the columns tagged with a legal-obligation purpose and the
+//! `SUBJECT` column (erasure unlinks it itself). A method that would break a
+//! foreign key is refused (`labels::methods::check_foreign_key`,
+//! [`check_referenced`]). The method is the tag's `ANONYMIZE`, or
 //! by default `NULL` for a nullable column and `PSEUDONYMIZE` for a NOT NULL
 //! text, varchar, uuid or integer column; any other NOT NULL column without a
 //! method is an error (22023).
@@ -41,11 +41,10 @@
 //! - `EMAIL` (key `default`): `privacy.pseudonymize_email`, done when the
 //!   value starts with 16 lowercase hex digits and `@`.
 
-#![allow(dead_code)] // `rewrites`: the data-subject-rights module's interface
-
 use crate::error::{PResult, PrivacyError};
-use crate::labels::{Method, TruncateUnit};
-use crate::tags;
+use crate::labels::grammar::{Method, TruncateUnit};
+use crate::labels::methods::{execute_refused, hash_function, KeyUser};
+use crate::labels::tags;
 use crate::types::regclass_text;
 use pgrx::prelude::*;
 
@@ -60,21 +59,24 @@ pub struct ColumnRewrite {
     pub needs_change: String,
 }
 
+impl ColumnRewrite {
+    /// The `SET` item of an `UPDATE`: the new value where the row still
+    /// needs it, the old one otherwise (so a second run changes nothing).
+    pub fn set_item(&self) -> String {
+        let c = spi::quote_identifier(&self.column);
+        format!(
+            "{c} = CASE WHEN {} THEN {} ELSE {c} END",
+            self.needs_change, self.set_expr
+        )
+    }
+}
+
 /// A column to rewrite with the method that applies to it.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    pub column: String,
     pub method: Method,
     pub type_oid: pg_sys::Oid,
     pub rewrite: ColumnRewrite,
-}
-
-/// The rewrites of every tagged column of `relid` (of `only_purpose`).
-pub fn rewrites(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<ColumnRewrite>> {
-    Ok(plan(relid, only_purpose)?
-        .into_iter()
-        .map(|p| p.rewrite)
-        .collect())
 }
 
 /// The columns an `anonymize` retention policy rewrites (of `only_purpose`,
@@ -85,7 +87,7 @@ pub fn rewrites(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<C
 /// the plan is refused (22023) saying why. Type names are rendered under
 /// `search_path = pg_catalog, pg_temp`, as the SQL runs.
 pub fn plan(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Planned>> {
-    let select = |l: &crate::labels::Label| match only_purpose {
+    let select = |l: &crate::labels::grammar::Label| match only_purpose {
         Some(p) => l.purposes.iter().any(|x| x == p),
         None => !l.purposes.is_empty() || l.anonymize.is_some(),
     };
@@ -99,7 +101,7 @@ pub fn plan(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Plann
 /// of the `legal` purposes, which are kept as they are and need no method.
 /// The SUBJECT column is the caller's (it unlinks it itself).
 pub fn plan_kept_rows(relid: pg_sys::Oid, legal: &[String]) -> PResult<Vec<Planned>> {
-    let select = |l: &crate::labels::Label| {
+    let select = |l: &crate::labels::grammar::Label| {
         !l.purposes.iter().any(|p| legal.contains(p))
             && (!l.purposes.is_empty() || l.anonymize.is_some())
     };
@@ -110,7 +112,7 @@ pub fn plan_kept_rows(relid: pg_sys::Oid, legal: &[String]) -> PResult<Vec<Plann
 
 fn plan_pinned(
     relid: pg_sys::Oid,
-    select: &dyn Fn(&crate::labels::Label) -> bool,
+    select: &dyn Fn(&crate::labels::grammar::Label) -> bool,
     subject_link: bool,
 ) -> PResult<Vec<Planned>> {
     let mut out = Vec::new();
@@ -120,7 +122,14 @@ fn plan_pinned(
         if !select(l) && !link {
             continue;
         }
-        let (typmod, typname) = column_type(relid, tag.attnum)?;
+        let col = crate::catalog::column_numbered(relid, tag.attnum)?.ok_or_else(|| {
+            PrivacyError::undefined_column(format!(
+                "column \"{}\" of table {} does not exist",
+                tag.name,
+                regclass_text(relid)
+            ))
+        })?;
+        let (typmod, typname) = (col.typmod, col.type_name);
         let method = match &l.anonymize {
             Some(m) => m.clone(),
             None if !tag.not_null => Method::Null,
@@ -136,12 +145,19 @@ fn plan_pinned(
                 ))
                 .with_hint(format!(
                     "Give the column a method (ANONYMIZE {}), make it nullable, or use a delete policy.",
-                    suggested_method(tag.type_oid)
+                    crate::labels::methods::suggested_method(tag.type_oid)
                 )));
             }
             None => return Err(no_default_method(relid, &tag.name, tag.type_oid, &typname)),
         };
-        check_foreign_key(relid, tag.attnum, &tag.name, &method, tag.not_null, link)?;
+        crate::labels::methods::check_foreign_key(
+            relid,
+            tag.attnum,
+            &tag.name,
+            &method,
+            tag.not_null,
+            link,
+        )?;
         check_referenced(relid, tag.attnum, &tag.name)?;
         if matches!(method, Method::Null) && tag.not_null {
             return Err(PrivacyError::invalid_parameter(format!(
@@ -153,7 +169,6 @@ fn plan_pinned(
         }
         let rewrite = column_rewrite(&tag.name, &method, tag.type_oid, typmod, &typname)?;
         out.push(Planned {
-            column: tag.name.clone(),
             method,
             type_oid: tag.type_oid,
             rewrite,
@@ -162,72 +177,14 @@ fn plan_pinned(
     Ok(out)
 }
 
-/// Refuse (22023) a method that would break a foreign key the column is
-/// part of: a pseudonym (PSEUDONYMIZE, EMAIL) or a truncated date is not a
-/// key of the referenced table. NULL (in a nullable column), a CONSTANT
-/// naming a placeholder row and a FUNCTION are the user's to choose. `link`:
-/// the column is the table's SUBJECT column, rewritten to cut the link.
-pub fn check_foreign_key(
-    relid: pg_sys::Oid,
-    attnum: i16,
-    column: &str,
-    method: &Method,
-    not_null: bool,
-    link: bool,
-) -> PResult<()> {
-    if !matches!(
-        method,
-        Method::Pseudonymize | Method::Email | Method::Truncate(_)
-    ) {
-        return Ok(());
-    }
-    let fk = Spi::get_two_with_args::<String, String>(
-        "SELECT c.conname::pg_catalog.text, CAST(CAST(c.confrelid AS pg_catalog.regclass) AS pg_catalog.text)
-           FROM pg_catalog.pg_constraint c
-          WHERE c.contype = 'f' AND c.conrelid = $1 AND $2 = ANY (c.conkey)
-          ORDER BY c.conname LIMIT 1",
-        &[relid.into(), attnum.into()],
-    );
-    let (Some(conname), Some(parent)) = fk.unwrap_or((None, None)) else {
-        return Ok(());
-    };
-    let table = regclass_text(relid);
-    let q = spi::quote_identifier(column);
-    let hint = if !not_null {
-        "Anonymize it with NULL (ANONYMIZE NULL): the foreign key accepts it.".to_string()
-    } else if link {
-        format!(
-            "Make the column nullable (ALTER TABLE {table} ALTER COLUMN {q} DROP NOT NULL) so anonymization sets it to NULL, point it at a placeholder row of {parent} with ANONYMIZE CONSTANT '<its key>', or use a delete policy."
-        )
-    } else {
-        format!(
-            "Leave the column untagged and anonymize the referenced row of {parent} instead (tag its columns), make the column nullable and use ANONYMIZE NULL, or point it at a placeholder row with ANONYMIZE CONSTANT '<its key>'."
-        )
-    };
-    Err(PrivacyError::invalid_parameter(format!(
-        "ANONYMIZE {method} would break foreign key \"{conname}\": column \"{column}\" of table {table} references {parent}"
-    ))
-    .with_detail(format!(
-        "The anonymized value would not be a key of {parent}, so the update would fail."
-    ))
-    .with_hint(hint))
-}
-
 /// Refuse (22023) rewriting a column other tables reference through a
 /// foreign key that neither follows nor releases the change (`ON UPDATE NO
 /// ACTION` / `RESTRICT`): the update would fail on the first referenced row.
 pub fn check_referenced(relid: pg_sys::Oid, attnum: i16, column: &str) -> PResult<()> {
-    let fk = Spi::get_two_with_args::<String, String>(
-        "SELECT c.conname::pg_catalog.text, CAST(CAST(c.conrelid AS pg_catalog.regclass) AS pg_catalog.text)
-           FROM pg_catalog.pg_constraint c
-          WHERE c.contype = 'f' AND c.confrelid = $1 AND $2 = ANY (c.confkey)
-            AND c.confupdtype IN ('a', 'r') AND c.conparentid = 0
-          ORDER BY c.conname LIMIT 1",
-        &[relid.into(), attnum.into()],
-    );
-    let (Some(conname), Some(child)) = fk.unwrap_or((None, None)) else {
+    let Some(fk) = crate::catalog::update_blocking_key_to_column(relid, attnum)? else {
         return Ok(());
     };
+    let (conname, child) = (fk.name, fk.other);
     Err(PrivacyError::invalid_parameter(format!(
         "anonymizing column \"{column}\" of table {} would break foreign key \"{conname}\" of table {child}",
         regclass_text(relid)
@@ -249,7 +206,7 @@ pub fn no_default_method(
     typid: pg_sys::Oid,
     typname: &str,
 ) -> PrivacyError {
-    let example = suggested_method(typid);
+    let example = crate::labels::methods::suggested_method(typid);
     PrivacyError::invalid_parameter(format!(
         "column \"{column}\" of table {} needs an ANONYMIZE method",
         regclass_text(relid)
@@ -260,27 +217,6 @@ pub fn no_default_method(
     .with_hint(format!(
         "Add a method to the column's tag, e.g. ANONYMIZE {example}."
     ))
-}
-
-/// A method that fits a column of type `typid` (for hints).
-pub fn suggested_method(typid: pg_sys::Oid) -> &'static str {
-    match typid {
-        t if t == pg_sys::BOOLOID => "CONSTANT 'false'",
-        t if t == pg_sys::NUMERICOID
-            || t == pg_sys::FLOAT4OID
-            || t == pg_sys::FLOAT8OID
-            || t == pg_sys::INT2OID
-            || t == pg_sys::INT4OID
-            || t == pg_sys::INT8OID =>
-        {
-            "CONSTANT '0'"
-        }
-        t if t == pg_sys::DATEOID || t == pg_sys::TIMESTAMPOID || t == pg_sys::TIMESTAMPTZOID => {
-            "TRUNCATE year"
-        }
-        t if t == pg_sys::TEXTOID || t == pg_sys::VARCHAROID => "CONSTANT 'redacted'",
-        _ => "CONSTANT '<a value of the type>' or FUNCTION schema.func",
-    }
 }
 
 /// Whether any planned column uses the keyed hash (needs the key).
@@ -300,15 +236,6 @@ fn default_pseudonymizable(typid: pg_sys::Oid) -> bool {
         pg_sys::INT8OID,
     ]
     .contains(&typid)
-}
-
-fn column_type(relid: pg_sys::Oid, attnum: i16) -> PResult<(i32, String)> {
-    let (typmod, name) = Spi::get_two_with_args::<i32, String>(
-        "SELECT a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod)
-           FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attnum = $2",
-        &[relid.into(), attnum.into()],
-    )?;
-    Ok((typmod.unwrap_or(-1), name.unwrap_or_default()))
 }
 
 fn lit(s: &str) -> String {
@@ -438,48 +365,6 @@ pub fn column_rewrite(
     })
 }
 
-/// The pseudonymization function a method applies to a column of type
-/// `typid` (its signature), if it uses the keyed hash.
-pub fn hash_function(method: &Method, typid: pg_sys::Oid) -> Option<&'static str> {
-    Some(match (method, typid) {
-        (Method::Email, _) => "privacy.pseudonymize_email(text, text)",
-        (Method::Pseudonymize, t) if t == pg_sys::BYTEAOID => "privacy.pseudonymize(bytea, text)",
-        (Method::Pseudonymize, t) if t == pg_sys::UUIDOID => {
-            "privacy.pseudonymize_uuid(uuid, text)"
-        }
-        (Method::Pseudonymize, t)
-            if t == pg_sys::INT2OID || t == pg_sys::INT4OID || t == pg_sys::INT8OID =>
-        {
-            "privacy.pseudonymize_bigint(bigint, text)"
-        }
-        (Method::Pseudonymize, _) => "privacy.pseudonymize(text, text)",
-        _ => return None,
-    })
-}
-
-/// Who must be able to run the keyed hash, for the error message.
-#[derive(Clone, Copy, Debug)]
-pub enum KeyUser {
-    /// the owner of a retention policy (or the role creating one)
-    PolicyOwner,
-    /// the owner of the table whose rows are pseudonymized: a table's rows
-    /// are hashed only with keys its owner may use, or the owner could
-    /// write chosen values and read back their pseudonyms (an oracle)
-    TableOwner(pg_sys::Oid),
-}
-
-/// Whether `role` may execute function `signature` (`None`: no such
-/// function).
-pub fn role_may_execute(role: pg_sys::Oid, signature: &str) -> PResult<Option<bool>> {
-    crate::security::Scope::pinned().run(|| {
-        crate::sql::opt::<bool>(
-            "SELECT CASE WHEN pg_catalog.to_regprocedure($2) IS NULL THEN NULL
-                         ELSE pg_catalog.has_function_privilege($1, pg_catalog.to_regprocedure($2), 'EXECUTE') END",
-            &[role.into(), signature.into()],
-        )
-    })
-}
-
 /// Check that the hash functions `planned` needs can run for `role`: the
 /// role may execute them (42501) and key `default` exists (42704). Cheap,
 /// done when a policy is created and when a run starts.
@@ -500,7 +385,7 @@ pub fn check_may_hash(planned: &[Planned], role: pg_sys::Oid, who: KeyUser) -> P
         }
     }
     for f in funcs {
-        match role_may_execute(role, f)? {
+        match crate::catalog::role_may_execute(role, f)? {
             None => return Err(
                 PrivacyError::object_state(format!("function {f} does not exist")).with_hint(
                     "Pseudonymization needs the pg_privacy key functions; update the extension.",
@@ -533,26 +418,4 @@ pub fn check_key_exists(planned: &[Planned]) -> PResult<()> {
         );
     }
     Ok(())
-}
-
-/// 42501 for a role that may not execute pseudonymization function `f`.
-pub fn execute_refused(f: &str, role: pg_sys::Oid, who: KeyUser) -> PrivacyError {
-    let name = crate::policies::role_name(role);
-    match who {
-        KeyUser::PolicyOwner => PrivacyError::insufficient_privilege(format!(
-            "permission denied for function {f}"
-        ))
-        .with_hint(format!(
-            "Anonymization checks that the policy owner could run it: GRANT EXECUTE ON FUNCTION {f} TO {};",
-            spi::quote_identifier(&name)
-        )),
-        KeyUser::TableOwner(relid) => PrivacyError::insufficient_privilege(format!(
-            "permission denied for function {f}: role \"{name}\", owner of table {}, may not execute it",
-            regclass_text(relid)
-        ))
-        .with_hint(format!(
-            "A table's rows are pseudonymized only with keys its owner may use: GRANT EXECUTE ON FUNCTION {f} TO {};",
-            spi::quote_identifier(&name)
-        )),
-    }
 }
