@@ -9,6 +9,8 @@ REVOKE EXECUTE ON FUNCTION privacy.drop_purpose(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.create_key(text, bytea) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.rotate_key(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.drop_key(text) FROM PUBLIC;
+-- Root key rotation: superusers and the extension owner only (checked inside too).
+REVOKE EXECUTE ON FUNCTION privacy.rotate_root_key() FROM PUBLIC;
 -- Legal holds: only roles a DBA trusts may place or release them.
 REVOKE EXECUTE ON FUNCTION privacy.place_hold(regclass, text, text, timestamptz) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION privacy.place_subject_hold(text, text, timestamptz) FROM PUBLIC;

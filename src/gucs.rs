@@ -9,8 +9,11 @@
 //! | `privacy.lock_timeout`   | 1s      | SUSET   | max wait for a row/table lock per batch   |
 //! | `privacy.max_workers`    | 4       | SIGHUP  | per-database workers the launcher runs    |
 //! | `privacy.batch_delay`    | 0       | SIGHUP  | worker's pause between two batches (throttle) |
+//! | `privacy.root_key_command` | ''    | postmaster | command printing the root key (see `rootkey`) |
+//! | `privacy.previous_root_key_command` | '' | postmaster | the old root key, during a rotation |
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
 
 static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -18,6 +21,9 @@ static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
 static BATCH_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
+static ROOT_KEY_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static PREVIOUS_ROOT_KEY_COMMAND: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -78,6 +84,22 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"privacy.root_key_command",
+        c"Command that prints pg_privacy's root key (64 hex digits) on its standard output.",
+        c"Run once by the postmaster at start when pg_privacy is in shared_preload_libraries; the root key wraps every key secret and never enters the database.",
+        &ROOT_KEY_COMMAND,
+        GucContext::Postmaster,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"privacy.previous_root_key_command",
+        c"Command that prints pg_privacy's previous root key, during a root key rotation.",
+        c"Secrets wrapped under it can still be read, and privacy.rotate_root_key() rewraps them under the current root key.",
+        &PREVIOUS_ROOT_KEY_COMMAND,
+        GucContext::Postmaster,
+        GucFlags::SUPERUSER_ONLY,
+    );
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"privacy".as_ptr()) };
 }
 
@@ -103,4 +125,16 @@ pub fn batch_delay_ms() -> u64 {
 
 pub fn max_workers() -> usize {
     MAX_WORKERS.get().max(1) as usize
+}
+
+fn string_setting(s: &GucSetting<Option<CString>>) -> Option<String> {
+    s.get().map(|c| c.to_string_lossy().into_owned())
+}
+
+pub fn root_key_command() -> Option<String> {
+    string_setting(&ROOT_KEY_COMMAND)
+}
+
+pub fn previous_root_key_command() -> Option<String> {
+    string_setting(&PREVIOUS_ROOT_KEY_COMMAND)
 }

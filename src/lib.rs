@@ -14,6 +14,7 @@
 //! | `types`     | `regclass` and `name` SQL types                             |
 //! | `subject`   | data subject rights: `export_subject`, `forget_subject`     |
 //! | `objections` | `object_to_purpose`, `withdraw_objection`, `may_process`    |
+//! | `rootkey`   | the root key (outside the database) and secret wrapping |
 //! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
 //! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
 //! | `subxact`   | running work in a subtransaction, errors as values          |
@@ -40,6 +41,7 @@ mod policies;
 mod pseudonym;
 mod purge;
 mod purposes;
+mod rootkey;
 mod security;
 mod sql;
 mod subject;
@@ -75,6 +77,7 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    rootkey::load_at_start();
     tags::init();
     worker::init();
 }
@@ -85,6 +88,12 @@ pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
 
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec!["shared_preload_libraries = 'pg_privacy'"]
+        // the root keys of the test cluster (fixed, like tests/lib.sh's):
+        // the previous one lets the rotation test rewrap secrets
+        vec![
+            "shared_preload_libraries = 'pg_privacy'",
+            "privacy.root_key_command = 'echo 5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0'",
+            "privacy.previous_root_key_command = 'echo 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'",
+        ]
     }
 }
