@@ -610,7 +610,7 @@ mod tests {
                 "SELECT string_agg(format('%s/%s/%s/%s', version, active, length(fingerprint), root_key_fingerprint), ',' ORDER BY version)
                    FROM privacy.key_wrapping WHERE name = 't'"
             ),
-            Some(format!("1/false/16/,2/true/16/{fp}"))
+            Some(format!("1/f/16/,2/t/16/{fp}"))
         );
         assert_eq!(
             one::<bool>("SELECT has_table_privilege('public', 'privacy.key_wrapping', 'SELECT')"),
