@@ -26,6 +26,18 @@ static PREVIOUS_ROOT_KEY_COMMAND: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 
 pub fn init() {
+    // PostgreSQL refuses a new postmaster-level setting after startup (a
+    // backend that loads the library on demand): there the root key settings
+    // are defined at SIGHUP level, only so their postgresql.conf lines are
+    // accepted; such a backend never runs the commands (see `rootkey`).
+    let preloading = unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress };
+    let root_key_context = || {
+        if preloading {
+            GucContext::Postmaster
+        } else {
+            GucContext::Sighup
+        }
+    };
     GucRegistry::define_int_guc(
         c"privacy.batch_delay",
         c"Pause of the pg_privacy worker between two batches of a run.",
@@ -89,7 +101,7 @@ pub fn init() {
         c"Command that prints pg_privacy's root key (64 hex digits) on its standard output.",
         c"Run once by the postmaster at start when pg_privacy is in shared_preload_libraries; the root key wraps every key secret and never enters the database.",
         &ROOT_KEY_COMMAND,
-        GucContext::Postmaster,
+        root_key_context(),
         GucFlags::SUPERUSER_ONLY,
     );
     GucRegistry::define_string_guc(
@@ -97,7 +109,7 @@ pub fn init() {
         c"Command that prints pg_privacy's previous root key, during a root key rotation.",
         c"Secrets wrapped under it can still be read, and privacy.rotate_root_key() rewraps them under the current root key.",
         &PREVIOUS_ROOT_KEY_COMMAND,
-        GucContext::Postmaster,
+        root_key_context(),
         GucFlags::SUPERUSER_ONLY,
     );
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"privacy".as_ptr()) };
