@@ -73,6 +73,26 @@ print(n)
 PY
 }
 
+# key_secret_hex NAME DB KEY: the clear active secret of KEY, unwrapped
+# outside the server with the cluster's root key file by an independent
+# implementation (Python: hmac + cryptography's AES-GCM) of the format in
+# src/rootkey.rs. Empty when the key does not exist.
+key_secret_hex() {
+    local row
+    row=$(sql_value "$1" "$2" "SELECT version || ' ' || encode(wrapped_secret, 'hex') FROM privacy.key_secrets WHERE name = '$3' AND active")
+    [ -n "$row" ] || return 0
+    python3 - "$(root_key_file "$1")" "$3" $row <<'PY'
+import hashlib, hmac, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+root = bytes.fromhex(open(sys.argv[1]).read().strip())
+name, version, wrapped = sys.argv[2], int(sys.argv[3]), bytes.fromhex(sys.argv[4])
+kek = hmac.new(root, b"pg_privacy root key: key wrapping, v1", hashlib.sha256).digest()
+aad = b"pg_privacy key secret, v1\x00\x01" + name.encode() + b"\x00" + version.to_bytes(4, "big")
+assert wrapped[0] == 1
+print(AESGCM(kek).decrypt(wrapped[1:13], wrapped[13:], aad).hex())
+PY
+}
+
 # cluster_init NAME [extra postgresql.conf lines...]: fresh data directory.
 # Sets PGPORT_<NAME> and prints nothing.
 cluster_init() {
