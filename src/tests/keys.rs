@@ -365,6 +365,9 @@ mod tests {
         // tests run concurrently in one cluster and several create the
         // internal key on first use: take the key administration lock
         // first, before anything this test could make another one wait on
+        // (pgcrypto first: the other tests create it before they take the
+        // key lock, and two orders of the same two locks can deadlock)
+        run("CREATE EXTENSION IF NOT EXISTS pgcrypto");
         run("LOCK TABLE privacy.key_secrets IN SHARE ROW EXCLUSIVE MODE");
         assert_eq!(
             one::<i64>("SELECT count(*) FROM privacy.key_secrets WHERE name = '_audit'"),
@@ -386,7 +389,6 @@ mod tests {
             ),
             Some(1)
         );
-        run("CREATE EXTENSION IF NOT EXISTS pgcrypto");
         assert_eq!(
             one::<String>("SELECT encode(hmac('42', tests.key_secret('_audit'), 'sha256'), 'hex')"),
             Some(a.clone())
