@@ -112,7 +112,8 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
     let parsed = labels::parse(text).map_err(|e| {
         PrivacyError::invalid_parameter(e.message).with_hint(
             "A label is: PURPOSE name {, name} | CATEGORY name | SUBJECT | ANONYMIZE method, \
-             where method is NULL, PSEUDONYMIZE, EMAIL, TRUNCATE day|month|year, CONSTANT 'literal' or FUNCTION schema.func.",
+             where method is NULL, PSEUDONYMIZE, EMAIL, TRUNCATE day|month|year, CONSTANT 'literal' or FUNCTION schema.func; \
+             or NOT PERSONAL alone.",
         )
     })?;
     let check_refs = !restoring;
@@ -435,7 +436,14 @@ fn tagged_columns_pinned(
         let mut out = Vec::new();
         for r in rows {
             let text: String = r.get(6)?.unwrap_or_default();
-            if let Ok(label) = labels::parse(&text) {
+            // NOT PERSONAL: reviewed, no personal data, nothing to visit
+            if let Ok(label) = labels::parse(&text).map_err(|_| ()).and_then(|l| {
+                if l.not_personal {
+                    Err(())
+                } else {
+                    Ok(l)
+                }
+            }) {
                 out.push((
                     r.get(1)?.unwrap_or(pg_sys::Oid::INVALID),
                     ColumnTag {
@@ -585,6 +593,7 @@ fn mark_subject(tbl: Option<Regclass>, col: Option<SqlName>) {
         let attnum = attnum_of(relid, col.as_str())?;
         let mut label = current_label(relid, attnum)?.unwrap_or_default();
         label.subject = true;
+        label.not_personal = false;
         set_label(relid, col.as_str(), Some(&label))
     })
 }
