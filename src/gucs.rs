@@ -9,8 +9,22 @@
 //! | `privacy.lock_timeout`   | 1s      | SUSET   | max wait for a row/table lock per batch   |
 //! | `privacy.max_workers`    | 4       | SIGHUP  | per-database workers the launcher runs    |
 //! | `privacy.batch_delay`    | 0       | SIGHUP  | worker's pause between two batches (throttle) |
+//! | `privacy.require_tags`   | off     | SUSET   | new personal-looking columns must be tagged (off, warn, error) |
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::PostgresGucEnum;
+
+/// `privacy.require_tags`: what happens to a new column that looks personal
+/// and has no tag (see `require_tags`).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RequireTags {
+    #[name = c"off"]
+    Off,
+    #[name = c"warn"]
+    Warn,
+    #[name = c"error"]
+    Error,
+}
 
 static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -18,6 +32,7 @@ static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
 static BATCH_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
+static REQUIRE_TAGS: GucSetting<RequireTags> = GucSetting::<RequireTags>::new(RequireTags::Off);
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -78,6 +93,14 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"privacy.require_tags",
+        c"Whether a new column that looks personal must be tagged (off, warn, error).",
+        c"warn: a warning when CREATE TABLE or ALTER TABLE ADD COLUMN makes such a column; error: its transaction fails at commit until the column is tagged (or marked NOT PERSONAL).",
+        &REQUIRE_TAGS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"privacy".as_ptr()) };
 }
 
@@ -103,4 +126,8 @@ pub fn batch_delay_ms() -> u64 {
 
 pub fn max_workers() -> usize {
     MAX_WORKERS.get().max(1) as usize
+}
+
+pub fn require_tags() -> RequireTags {
+    REQUIRE_TAGS.get()
 }

@@ -24,6 +24,8 @@
 //! | `anonymize` | per-column anonymization SQL (`anonymize::rewrites`)        |
 //! | `purge`     | the batch engine (`purge::Run`) and `run_retention`         |
 //! | `worker`    | the background launcher and per-database workers            |
+//! | `reports`   | `lint`, `processing_record`, declarations, Art. 15 export additions |
+//! | `require_tags` | the `privacy.require_tags` event trigger (privacy by default) |
 
 use pgrx::prelude::*;
 
@@ -40,6 +42,8 @@ mod policies;
 mod pseudonym;
 mod purge;
 mod purposes;
+mod reports;
+mod require_tags;
 mod security;
 mod sql;
 mod subject;
@@ -68,6 +72,11 @@ extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["schema"]);
 extension_sql_file!(
     "../sql/retention.sql",
     name = "retention",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../sql/reports.sql",
+    name = "reports",
     requires = ["schema"]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);

@@ -300,18 +300,27 @@ fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
 /// holds about the subject, as one jsonb document.
 #[pg_extern(volatile, parallel_unsafe)]
 fn export_subject(subject: Option<&str>) -> JsonB {
-    audit::entry_quiet(|| {
-        let subject = need(subject, "subject")?;
-        let pseudonym = pseudonym(subject)?;
-        audit::logged("export_subject", &pseudonym, &json!({}), || {
-            let (doc, rows) = export(subject)?;
-            audit::record(
-                "export_subject",
-                &pseudonym,
-                json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows }),
-            )?;
-            Ok(JsonB(doc))
-        })
+    JsonB(audit::entry_quiet(|| {
+        export_logged(need(subject, "subject")?, None)
+    }))
+}
+
+/// An export, audited and logged like every export; `format` (e.g.
+/// `markdown`) is recorded with it when the document is rendered.
+pub(crate) fn export_logged(subject: &str, format: Option<&str>) -> PResult<Value> {
+    let pseudonym = pseudonym(subject)?;
+    let extra = match format {
+        Some(f) => json!({ "format": f }),
+        None => json!({}),
+    };
+    audit::logged("export_subject", &pseudonym, &extra, || {
+        let (doc, rows) = export(subject)?;
+        let mut details = json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows });
+        if let Some(f) = format {
+            details["format"] = json!(f);
+        }
+        audit::record("export_subject", &pseudonym, details)?;
+        Ok(doc)
     })
 }
 
@@ -334,13 +343,12 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
         .unwrap_or(Value::Null);
     let mut out_tables = Map::new();
     let mut total = 0;
+    // Art. 15 (legal bases, retention, objections…): reports::access
+    let mut access = crate::reports::access::Context::load()?;
     for t in &tables {
         let mut columns = Map::new();
         for c in &t.tags {
-            columns.insert(
-                c.name.clone(),
-                json!({ "purposes": c.label.purposes, "category": c.label.category }),
-            );
+            columns.insert(c.name.clone(), access.column(t.relid, &c.label)?);
         }
         let rows = match &t.predicate {
             Some(pred) => export_rows(t, pred, subject)?,
@@ -349,13 +357,13 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
         total += rows.len();
         out_tables.insert(
             t.key.clone(),
-            json!({ "columns": Value::Object(columns), "rows": rows }),
+            json!({ "columns": Value::Object(columns), "rows": rows,
+                    "retention": access.table_retention(t.relid)? }),
         );
     }
-    Ok((
-        json!({ "subject": subject, "exported_at": exported_at, "tables": Value::Object(out_tables) }),
-        total,
-    ))
+    let mut doc = json!({ "subject": subject, "exported_at": exported_at, "tables": Value::Object(out_tables) });
+    access.complete(&mut doc, subject)?;
+    Ok((doc, total))
 }
 
 /// The subject's rows of one table, tagged columns only, each value as
