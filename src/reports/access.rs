@@ -63,12 +63,14 @@ impl Context {
 
     /// The policies on the table or on a table it is a partition of.
     fn covering(&self, relid: pg_sys::Oid) -> PResult<Vec<&Policy>> {
-        // the table itself and every table it is a partition of
-        let oids = crate::sql::rows(
+        // the table itself and every table it is a partition of (the
+        // function returns nothing for a table outside any partition tree)
+        let mut oids = vec![relid];
+        oids.extend(crate::sql::rows(
             "SELECT a.relid::pg_catalog.oid FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) a",
             &[relid.into()],
             |r| Ok(r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID)),
-        )?;
+        )?);
         Ok(self
             .policies
             .iter()

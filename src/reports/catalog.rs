@@ -290,9 +290,9 @@ pub fn load_policies() -> PResult<Vec<Policy>> {
                        FROM privacy.retention_run_log r
                       WHERE r.policy OPERATOR(pg_catalog.=) p.name
                         AND r.status OPERATOR(pg_catalog.=) 'succeeded'),
-                    p.enabled AND COALESCE(p.last_run_at, p.created_at)
-                        OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-)
-                           (p.schedule_interval OPERATOR(pg_catalog.*) 2::pg_catalog.float8)
+                    p.enabled AND (COALESCE(p.last_run_at, p.created_at)
+                        OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)
+                           (p.schedule_interval OPERATOR(pg_catalog.*) 2::pg_catalog.float8)))
                FROM privacy.retention_policy_defs p
               ORDER BY p.name",
             &[],

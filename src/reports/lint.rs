@@ -463,7 +463,7 @@ fn state(
         "SELECT k.name, k.version, pg_catalog.to_char(k.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
            FROM privacy.keys k
           WHERE k.active AND pg_catalog.left(k.name, 1) OPERATOR(pg_catalog.<>) '_'
-            AND k.created_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) $1
+            AND k.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)
           ORDER BY k.name",
         &[key_max_age.into()],
         |r| {

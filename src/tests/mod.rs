@@ -2,6 +2,7 @@
 //! Helpers shared by them live here.
 
 mod keys;
+mod reports;
 mod retention;
 mod security;
 mod subject;
