@@ -170,9 +170,9 @@ fn flagged_columns(only: Option<&[String]>) -> PResult<Vec<Pending>> {
         "SELECT c.oid, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'
                        OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname),
                 a.attname::pg_catalog.text, t.typname::pg_catalog.text
+           -- a column rename is reported with the column's number: any objsubid
            FROM (SELECT DISTINCT d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d
-                  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-                    AND d.objsubid OPERATOR(pg_catalog.=) 0) d
+                  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass) d
            JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
            JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
            JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid
