@@ -171,13 +171,10 @@ fn emit(line: &str) {
     }
 }
 
-/// The five-character SQLSTATE of a caught error.
+/// The SQLSTATE of a caught error, and its five characters.
 fn caught_sqlstate(e: &CaughtError) -> (pgrx::PgSqlErrorCode, String) {
-    let code = match e {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.sql_error_code(),
-        CaughtError::RustPanic { ereport, .. } => ereport.sql_error_code(),
-    };
-    (code, crate::purge::sqlstate_text(code))
+    let code = crate::error::caught_code(e);
+    (code, crate::error::sqlstate_text(code))
 }
 
 /// Run `f`, an export or erasure of the subject whose pseudonym is given,
@@ -210,7 +207,7 @@ pub fn logged<R>(
             action,
             Some(subject_pseudonym),
             Outcome::of(e.code),
-            &crate::purge::sqlstate_text(e.code),
+            &crate::error::sqlstate_text(e.code),
             extra,
         ),
     }
@@ -237,7 +234,7 @@ pub fn refusals_logged<R>(action: &str, f: impl FnOnce() -> PResult<R>) -> PResu
                 action,
                 None,
                 Outcome::Refused,
-                &crate::purge::sqlstate_text(e.code),
+                &crate::error::sqlstate_text(e.code),
                 &json!({ "message": e.message }),
             );
         }
@@ -258,19 +255,24 @@ pub fn log_refusal(action: &str, e: &PrivacyError, extra: &Value) {
             action,
             None,
             Outcome::Refused,
-            &crate::purge::sqlstate_text(e.code),
+            &crate::error::sqlstate_text(e.code),
             &extra,
         );
     }
 }
 
 /// Entry point of every SQL-facing function that runs SQL: pinned settings
-/// for everything inside ([`security::Scope::pinned`]), refusals written to
-/// the server log, the error raised as a PostgreSQL ERROR.
+/// for everything inside ([`security::Scope::pinned`]), the installed
+/// catalog checked to be the library's version
+/// ([`crate::catalog::check_version`]), refusals written to the server log,
+/// the error raised as a PostgreSQL ERROR.
 pub fn entry<R>(action: &str, f: impl FnOnce() -> PResult<R>) -> R {
     use crate::error::OrRaise;
     security::Scope::pinned()
-        .run(|| refusals_logged(action, f))
+        .run(|| {
+            crate::catalog::check_version()?;
+            refusals_logged(action, f)
+        })
         .or_raise()
 }
 
@@ -278,7 +280,12 @@ pub fn entry<R>(action: &str, f: impl FnOnce() -> PResult<R>) -> R {
 /// outcome themselves ([`logged`]).
 pub fn entry_quiet<R>(f: impl FnOnce() -> PResult<R>) -> R {
     use crate::error::OrRaise;
-    security::Scope::pinned().run(f).or_raise()
+    security::Scope::pinned()
+        .run(|| {
+            crate::catalog::check_version()?;
+            f()
+        })
+        .or_raise()
 }
 
 #[cfg(test)]

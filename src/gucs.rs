@@ -9,6 +9,7 @@
 //! | `privacy.lock_timeout`   | 1s      | SUSET   | max wait for a row/table lock per batch   |
 //! | `privacy.max_workers`    | 4       | SIGHUP  | per-database workers the launcher runs    |
 //! | `privacy.batch_delay`    | 0       | SIGHUP  | worker's pause between two batches (throttle) |
+//! | `privacy.run_timeout`    | 1h      | SIGHUP  | longest worker run; 0 = no bound          |
 //! | `privacy.require_tags`   | off     | SUSET   | new personal-looking columns must be tagged (off, warn, error) |
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -32,9 +33,25 @@ static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(4);
 static BATCH_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
+/// One hour: far above what a scheduled run needs (a run over a backlog of
+/// a million rows takes seconds, half a minute throttled at
+/// `batch_delay = 200ms`), low enough that one stuck policy cannot hold a
+/// database's retention for long. A long run cut by it keeps its committed
+/// batches and the next run goes on from there.
+static RUN_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(3_600_000);
 static REQUIRE_TAGS: GucSetting<RequireTags> = GucSetting::<RequireTags>::new(RequireTags::Off);
 
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"privacy.run_timeout",
+        c"Longest time one retention run of the pg_privacy worker may take.",
+        c"A run past it is cancelled, even inside a statement, and recorded as failed; committed batches are kept. 0 means no bound.",
+        &RUN_TIMEOUT_MS,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_int_guc(
         c"privacy.batch_delay",
         c"Pause of the pg_privacy worker between two batches of a run.",
@@ -122,6 +139,14 @@ pub fn lock_timeout_ms() -> i32 {
 
 pub fn batch_delay_ms() -> u64 {
     BATCH_DELAY_MS.get().max(0) as u64
+}
+
+/// `privacy.run_timeout` in milliseconds; `None` when it is 0 (no bound).
+pub fn run_timeout_ms() -> Option<u64> {
+    match RUN_TIMEOUT_MS.get() {
+        ms if ms > 0 => Some(ms as u64),
+        _ => None,
+    }
 }
 
 pub fn max_workers() -> usize {

@@ -1,56 +1,45 @@
 //! pg_privacy: a privacy policy the database enforces.
 //!
-//! `lib.rs` only wires the modules together; each module owns one concern:
+//! `lib.rs` only wires the modules together. They are declared in
+//! dependency order: a module uses only modules declared **above** it (its
+//! own files aside). `tests::layers` checks this on every `make test`
+//! (no upward `crate::` path, hence no import cycle).
 //!
 //! | module      | owns                                                        |
 //! |-------------|-------------------------------------------------------------|
-//! | `error`     | the error type and its SQLSTATE constructors                |
+//! | `error`     | the error type, its SQLSTATE constructors, caught errors    |
 //! | `gucs`      | the `privacy.*` settings                                    |
+//! | `sql`       | SPI helpers, statement parameters (`Params`), subtransactions |
 //! | `security`  | the one scope guard: identity (table/extension owner, restricted), pinned settings |
-//! | `audit`     | `privacy.audit_log`, audit lines in the server log, SQL entry points |
-//! | `labels`    | the label grammar (pure Rust parser and printer)            |
-//! | `tags`      | the `privacy` label provider, tag wrappers, tag readers     |
-//! | `purposes`  | `define_purpose` / `drop_purpose`                           |
 //! | `types`     | `regclass` and `name` SQL types                             |
-//! | `subject`   | data subject rights: `export_subject`, `forget_subject`     |
-//! | `objections` | `object_to_purpose`, `withdraw_objection`, `may_process`    |
-//! | `keys`      | key store, per-backend HMAC cache, invalidation, key admin  |
-//! | `pseudonym` | `pseudonymize*` SQL functions (keyed HMAC-SHA256)           |
-//! | `subxact`   | running work in a subtransaction, errors as values          |
-//! | `sql`       | SPI helpers, statement parameters, values carried between statements |
-//! | `filters`   | row_filter / hold filter validation (analyzer + allow-list) |
-//! | `policies`  | `add/alter/drop_retention_policy`, policy checks            |
-//! | `holds`     | legal holds and the predicate of each table's holds         |
-//! | `anonymize` | per-column anonymization SQL (`anonymize::rewrites`)        |
-//! | `purge`     | the batch engine (`purge::Run`) and `run_retention`         |
+//! | `catalog`   | typed catalog reads                                         |
+//! | `audit`     | `privacy.audit_log`, audit lines in the server log, SQL entry points |
+//! | `keys`      | key store, per-backend HMAC cache, key admin, `pseudonymize*` |
+//! | `labels`    | label grammar, methods, tag readers, purposes, the label provider |
+//! | `retention` | filters, holds, anonymization SQL, policies, the run engine |
+//! | `subject`   | data subject rights: export, erasure, objections            |
 //! | `worker`    | the background launcher and per-database workers            |
+//! | `api`       | the thin `#[pg_extern]` SQL functions, one file per area    |
 //! | `reports`   | `lint`, `processing_record`, declarations, Art. 15 export additions |
 //! | `require_tags` | the `privacy.require_tags` event trigger (privacy by default) |
 
 use pgrx::prelude::*;
 
-mod anonymize;
-mod audit;
 mod error;
-mod filters;
 mod gucs;
-mod holds;
+mod sql;
+mod security;
+mod types;
+mod catalog;
+mod audit;
 pub mod keys;
 mod labels;
-mod objections;
-mod policies;
-mod pseudonym;
-mod purge;
-mod purposes;
+mod retention;
 mod reports;
 mod require_tags;
-mod security;
-mod sql;
 mod subject;
-mod subxact;
-mod tags;
-mod types;
 mod worker;
+mod api;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -61,7 +50,7 @@ extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!(
     "../sql/views.sql",
     name = "views",
-    requires = ["schema", tags::_label_parts]
+    requires = ["schema", api::tags::_label_parts]
 );
 extension_sql_file!(
     "../sql/subject.sql",
@@ -84,7 +73,7 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
-    tags::init();
+    labels::provider::init();
     worker::init();
 }
 

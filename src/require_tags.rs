@@ -279,7 +279,7 @@ unsafe fn check_at_commit(pending: Vec<Pending>) {
             objectId: p.relid,
             objectSubId: attnum as i32,
         };
-        let label = pg_sys::GetSecurityLabel(&address, crate::tags::PROVIDER.as_ptr());
+        let label = pg_sys::GetSecurityLabel(&address, crate::labels::provider::PROVIDER.as_ptr());
         if label.is_null() && !untagged.iter().any(|u| u.shown == p.shown) {
             untagged.push(p);
         }

@@ -279,7 +279,7 @@ pub fn session_role_name() -> String {
     role_name(unsafe { pg_sys::GetSessionUserId() })
 }
 
-fn role_name(oid: pg_sys::Oid) -> String {
+pub fn role_name(oid: pg_sys::Oid) -> String {
     unsafe {
         let name = pg_sys::GetUserNameFromId(oid, true);
         if name.is_null() {

@@ -23,7 +23,7 @@
 
 use super::catalog::{self, Policy};
 use crate::error::PResult;
-use crate::labels::Label;
+use crate::labels::grammar::Label;
 use crate::security::as_extension_owner;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -184,16 +184,4 @@ impl Context {
         }
         Ok(())
     }
-}
-
-/// `privacy.export_subject_markdown(subject)`: the export as a document for
-/// the person, audited and logged like `export_subject` (with `"format":
-/// "markdown"`).
-#[pg_extern(volatile, parallel_unsafe)]
-fn export_subject_markdown(subject: Option<&str>) -> String {
-    let doc = crate::audit::entry_quiet(|| {
-        let subject = subject.ok_or_else(|| crate::error::PrivacyError::null_value("subject"))?;
-        crate::subject::export_logged(subject, Some("markdown"))
-    });
-    super::markdown::export(&doc)
 }

@@ -9,7 +9,7 @@
 //! closed tables (policies, run log) are read as the extension owner.
 
 use crate::error::PResult;
-use crate::labels::{self, Label};
+use crate::labels::grammar::{self as labels, Label};
 use crate::security::as_extension_owner;
 use pgrx::prelude::*;
 use std::collections::{BTreeMap, HashMap, HashSet};

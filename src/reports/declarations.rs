@@ -98,7 +98,7 @@ fn declare_recipient(
             (text(description), text(country), text(safeguards));
         let mut names: Vec<String> = Vec::new();
         for p in purposes.unwrap_or_default() {
-            let p = crate::purposes::require(&need(p, "a purpose")?)?;
+            let p = crate::labels::purposes::require(&need(p, "a purpose")?)?;
             if !names.contains(&p) {
                 names.push(p);
             }
@@ -164,7 +164,7 @@ fn drop_recipient(name: Option<String>) {
 fn describe_subjects(tbl: Option<Regclass>, description: Option<String>) {
     audit::entry("describe_subjects", || {
         let relid = need(tbl, "tbl")?.0;
-        let has_subject = crate::tags::table_tags(relid)?
+        let has_subject = crate::labels::tags::table_tags(relid)?
             .iter()
             .any(|t| t.label.subject);
         if !has_subject {

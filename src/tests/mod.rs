@@ -1,35 +1,21 @@
 //! `#[pg_test]`s: behaviour inside one backend, one file per concern.
 //! Helpers shared by them live here.
 
+mod errors;
 mod keys;
 mod reports;
+#[cfg(test)] // plain #[test]s: not in the library `cargo pgrx test` installs
+mod layers;
 mod retention;
 mod security;
 mod subject;
 mod tags;
+mod worker;
 
 use pgrx::prelude::*;
 
-/// Run `sql` in a subtransaction and return the SQLSTATE it failed with, or
-/// `None` when it succeeded (its effects are then kept).
-pub fn sqlstate(sql: &str) -> Option<String> {
-    Spi::run(
-        r#"CREATE OR REPLACE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text
-           LANGUAGE plpgsql AS $f$
-           BEGIN
-               EXECUTE stmt;
-               RETURN NULL;
-           EXCEPTION WHEN OTHERS THEN
-               RETURN SQLSTATE;
-           END
-           $f$"#,
-    )
-    .expect("create sqlstate_of");
-    Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate_of($1)", &[sql.into()])
-        .expect("sqlstate_of")
-}
-
-/// Like [`sqlstate`] but returns the error message too.
+/// Run `sql` in a subtransaction; `Some((SQLSTATE, message))` when it
+/// failed, `None` when it succeeded (its effects are then kept).
 pub fn error_of(sql: &str) -> Option<(String, String)> {
     Spi::run(
         r#"CREATE OR REPLACE FUNCTION pg_temp.error_of(stmt text, OUT state text, OUT msg text)

@@ -608,8 +608,8 @@ mod tests {
         let now = one::<pgrx::datum::TimestampWithTimeZone>("SELECT now()").unwrap();
         let holds = || {
             fresh(|| {
-                let active = crate::holds::ActiveHolds::load(now)?;
-                let col = crate::tags::table_tags(relid)?
+                let active = crate::retention::holds::ActiveHolds::load(now)?;
+                let col = crate::labels::tags::table_tags(relid)?
                     .into_iter()
                     .find(|t| t.label.subject);
                 active.for_table(relid, col.as_ref())
@@ -798,16 +798,18 @@ mod tests {
             one::<String>("SELECT email FROM public.u WHERE id = 2").as_deref(),
             Some("bob@example.org")
         );
-        // the rewrites interface
+        // the plan interface
         let relid = one::<pg_sys::Oid>("SELECT 'public.u'::regclass::oid").unwrap();
-        let rw = fresh(|| crate::anonymize::rewrites(relid, Some("marketing"))).unwrap();
+        let rw = fresh(|| crate::retention::anonymize::plan(relid, Some("marketing"))).unwrap();
         assert_eq!(
-            rw.iter().map(|r| r.column.as_str()).collect::<Vec<_>>(),
+            rw.iter()
+                .map(|r| r.rewrite.column.as_str())
+                .collect::<Vec<_>>(),
             vec!["nick", "plan"]
         );
-        let all = fresh(|| crate::anonymize::rewrites(relid, None)).unwrap();
+        let all = fresh(|| crate::retention::anonymize::plan(relid, None)).unwrap();
         assert_eq!(all.len(), 10);
-        assert!(!all.iter().any(|r| r.column == "id"));
+        assert!(!all.iter().any(|r| r.rewrite.column == "id"));
     }
 
     #[pg_test]
@@ -962,7 +964,7 @@ mod tests {
 
     #[pg_test]
     fn retention_worker_interface() {
-        use crate::purge::{due_policies, record_failure, Run, TriggeredBy};
+        use crate::retention::run::{due_policies, record_failure, Run, TriggeredBy};
         run("SET LOCAL privacy.batch_size = 2");
         accounts();
         run("SELECT privacy.add_retention_policy('accounts', '1 day', 'unsubscribed_at', name => 'w')");
@@ -987,7 +989,7 @@ mod tests {
         run("SELECT privacy.place_hold('accounts', 'id = 2', 'late hold')");
         while fresh(|| r.next_batch()).unwrap() {}
         let s = fresh(|| r.finish(None)).unwrap();
-        assert_eq!((s.rows, s.held, s.status.as_str()), (2, 1, "succeeded"));
+        assert_eq!((s.rows, s.held, s.status), (2, 1, "succeeded"));
         assert!(s.batches >= 2);
         assert_eq!(
             one::<String>(&format!("SELECT triggered_by || ' ' || status FROM privacy.retention_runs WHERE run_id = {id}")).as_deref(),
@@ -1026,7 +1028,7 @@ mod tests {
         let id = r.id();
         drop(r);
         assert_eq!(
-            fresh(crate::purge::close_interrupted_runs).unwrap(),
+            fresh(crate::retention::run::close_interrupted_runs).unwrap(),
             vec!["w".to_string()]
         );
         assert_eq!(
@@ -1083,9 +1085,9 @@ mod tests {
 
     #[pg_test]
     fn retention_column_rewrite_sql() {
-        let r = crate::anonymize::column_rewrite(
+        let r = crate::retention::anonymize::column_rewrite(
             "Full Name",
-            &crate::labels::Method::Null,
+            &crate::labels::grammar::Method::Null,
             pg_sys::TEXTOID,
             -1,
             "text",
@@ -1093,9 +1095,9 @@ mod tests {
         .unwrap();
         assert_eq!(r.set_expr, "NULL");
         assert_eq!(r.needs_change, "(\"Full Name\" IS NOT NULL)");
-        let r = crate::anonymize::column_rewrite(
+        let r = crate::retention::anonymize::column_rewrite(
             "note",
-            &crate::labels::Method::Constant("it's".into()),
+            &crate::labels::grammar::Method::Constant("it's".into()),
             pg_sys::TEXTOID,
             -1,
             "text",
@@ -1106,18 +1108,18 @@ mod tests {
             r.needs_change,
             "(note IS DISTINCT FROM CAST('it''s' AS text))"
         );
-        let r = crate::anonymize::column_rewrite(
+        let r = crate::retention::anonymize::column_rewrite(
             "born",
-            &crate::labels::Method::Truncate(crate::labels::TruncateUnit::Year),
+            &crate::labels::grammar::Method::Truncate(crate::labels::grammar::TruncateUnit::Year),
             pg_sys::TIMESTAMPTZOID,
             -1,
             "timestamp with time zone",
         )
         .unwrap();
         assert!(r.set_expr.contains("pg_catalog.timezone('UTC'"));
-        let r = crate::anonymize::column_rewrite(
+        let r = crate::retention::anonymize::column_rewrite(
             "code",
-            &crate::labels::Method::Pseudonymize,
+            &crate::labels::grammar::Method::Pseudonymize,
             pg_sys::VARCHAROID,
             20 + 4,
             "character varying(20)",
@@ -1125,9 +1127,9 @@ mod tests {
         .unwrap();
         assert!(r.set_expr.contains("pg_catalog.left("));
         assert!(r.needs_change.contains("{20}"));
-        let r = crate::anonymize::column_rewrite(
+        let r = crate::retention::anonymize::column_rewrite(
             "n",
-            &crate::labels::Method::Pseudonymize,
+            &crate::labels::grammar::Method::Pseudonymize,
             pg_sys::INT4OID,
             -1,
             "integer",
@@ -1135,17 +1137,17 @@ mod tests {
         .unwrap();
         assert!(r.set_expr.contains("% 2147483647"));
         assert_eq!(r.needs_change, "(n >= 0)");
-        assert!(crate::anonymize::column_rewrite(
+        assert!(crate::retention::anonymize::column_rewrite(
             "d",
-            &crate::labels::Method::Email,
+            &crate::labels::grammar::Method::Email,
             pg_sys::DATEOID,
             -1,
             "date"
         )
         .is_err());
-        assert!(crate::anonymize::column_rewrite(
+        assert!(crate::retention::anonymize::column_rewrite(
             "d",
-            &crate::labels::Method::Pseudonymize,
+            &crate::labels::grammar::Method::Pseudonymize,
             pg_sys::DATEOID,
             -1,
             "date"
@@ -1155,7 +1157,7 @@ mod tests {
 
     #[pg_test]
     fn retention_subject_predicates_by_type() {
-        use crate::holds::subject_predicate;
+        use crate::retention::holds::subject_predicate;
         use crate::sql::Params;
         let s = vec!["42".to_string(), "x'y".to_string(), " 7 ".to_string()];
         // values are bound as one array parameter, never spliced

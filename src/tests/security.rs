@@ -154,7 +154,7 @@ mod tests {
 
     #[pg_test]
     fn security_allow_list_functions_one_by_one() {
-        use crate::filters::{function_refusal, is_time_comparison, type_allowed};
+        use crate::retention::filters::{function_refusal, is_time_comparison, type_allowed};
         let oid =
             |sig: &str| one::<pg_sys::Oid>(&format!("SELECT '{sig}'::regprocedure::oid")).unwrap();
         for ok in [
@@ -267,14 +267,14 @@ mod tests {
         });
         assert_eq!(pinned.as_deref(), Some("pg_catalog, pg_temp|on"));
         // a restricted scope refuses SET ROLE
-        let refused = crate::subxact::run(|| {
+        let refused = crate::sql::subxact::run(|| {
             Scope::as_role(owner)
                 .restricted()
                 .run(|| Ok(Spi::run("SET ROLE postgres")?))
         });
         assert!(refused.is_err());
         // an ERROR inside is rolled back with everything it set
-        let failed = crate::subxact::run(|| {
+        let failed = crate::sql::subxact::run(|| {
             Scope::pinned().run(|| {
                 Spi::run("SELECT set_config('work_mem', '55MB', false)")?;
                 Spi::run("SELECT 1/0")?;

@@ -154,6 +154,19 @@ cp "$SYS_LIB/pg_privacy.so" "$SYS_EXT/pg_privacy.control" "$SYS_EXT"/pg_privacy-
 install_files "$RUN_DIR/v-new"
 cluster_start $C || exit 1
 check "the new library starts with the 0.1.0 catalog" [ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_privacy'")" = 0.1.0 ]
+# until the update, the new library refuses to run its SQL on the old
+# catalog: a clear error with the command to run
+stale=$(psql_on $C -d app -c "SELECT privacy.define_purpose('support')" 2>&1)
+check "before the update, an admin function is refused" \
+    grep -q "ERROR:  pg_privacy 0.1.0 is installed in this database but the loaded library is version $NEW_VERSION" <<<"$stale"
+check "… with the hint to update" grep -q "HINT:  Run ALTER EXTENSION pg_privacy UPDATE." <<<"$stale"
+check "… and nothing was done" [ "$(q "SELECT count(*) FROM privacy.purposes WHERE name = 'support'")" = 0 ]
+check "before the update, the catalog's views still read" [ "$(q "SELECT count(*) > 0 FROM privacy.column_tags")" = t ]
+# the worker of app runs nothing on the old catalog: one LOG line, then waits
+server_log=$(cluster_dir $C)/server.log
+stale_line="pg_privacy worker: database app has pg_privacy 0.1.0 installed but the library is version $NEW_VERSION"
+for _ in $(seq 1 120); do grep -qF "$stale_line" "$server_log" && break; sleep 0.5; done
+check "before the update, the worker skips the database and says so" grep -qF "$stale_line" "$server_log"
 check "ALTER EXTENSION pg_privacy UPDATE succeeds" psql_on $C -d app -c "ALTER EXTENSION pg_privacy UPDATE"
 psql_on $C -d cat -c "ALTER EXTENSION pg_privacy UPDATE" >/dev/null
 check "the extension is now $NEW_VERSION" [ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_privacy'")" = "$NEW_VERSION" ]
@@ -183,6 +196,7 @@ check "export and erasure work on the 0.1.0 objects" \
     [ "$(q "SELECT jsonb_array_length(privacy.export_subject('9')->'tables'->'public.accounts'->'rows')")" = 1 ]
 check "a worker serves the updated database" wait_for $C app \
     "SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'pg_privacy worker' AND datname = 'app'" 30
+check "the worker said it once (LOG once per stale catalog)" [ "$(grep -cF "$stale_line" "$server_log")" = 1 ]
 
 # --- the updated catalog is a fresh install's catalog
 psql_on $C -d postgres -c "CREATE DATABASE fresh" >/dev/null

@@ -163,7 +163,7 @@ pub fn validate(relid: pg_sys::Oid, filter: &str, kind: FilterKind) -> PResult<S
     // Parse and analyze with the settings filters run with; in a
     // subtransaction so a parser ERROR comes back as a value.
     let checked =
-        crate::subxact::run(|| Scope::pinned().run(|| unsafe { check(f, &qualified, kind) }));
+        crate::sql::subxact::run(|| Scope::pinned().run(|| unsafe { check(f, &qualified, kind) }));
     match checked {
         Ok(()) => Ok(f.to_string()),
         Err(e) if e.code == pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE => Err(e),
@@ -180,7 +180,7 @@ pub fn validate(relid: pg_sys::Oid, filter: &str, kind: FilterKind) -> PResult<S
 /// rule violations and undefined objects (class 42), data exceptions (22),
 /// unsupported features (0A).
 fn is_filter_fault(e: &PrivacyError) -> bool {
-    let state = crate::purge::sqlstate_text(e.code);
+    let state = crate::error::sqlstate_text(e.code);
     state.starts_with("42") || state.starts_with("22") || state.starts_with("0A")
 }
 

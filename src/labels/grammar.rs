@@ -14,7 +14,7 @@
 //! reader of tags ignores such a column. Names are SQL identifiers: unquoted ones are folded to lower case,
 //! double-quoted ones are kept as written. String literals use SQL quoting
 //! (`'it''s'`). This module is pure Rust (no PostgreSQL calls) so it is unit
-//! tested with plain `#[test]`s; catalog checks live in `tags`.
+//! tested with plain `#[test]`s; catalog checks live in `provider`.
 
 use std::fmt;
 

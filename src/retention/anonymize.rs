@@ -1,20 +1,15 @@
 //! Per-column anonymization SQL: for each tagged column, the expression of
 //! its anonymized value and a test telling whether the row still needs it.
 //!
-//! Public interface (used by `purge` for `anonymize` policies and by the
-//! data-subject-rights module for erasure in legal-obligation tables):
-//!
-//! ```ignore
-//! pub struct ColumnRewrite { pub column: String, pub set_expr: String, pub needs_change: String }
-//! pub fn rewrites(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<ColumnRewrite>>
-//! ```
-//! `column` is the plain column name (quote it with `spi::quote_identifier`
-//! when splicing); `set_expr` and `needs_change` are SQL expressions over the
-//! table's own columns (already quoted, schema-qualified, safe under
-//! `search_path = pg_catalog, pg_temp`). Compose an update as
-//! `SET col = CASE WHEN <needs_change> THEN <set_expr> ELSE col END` and
-//! select rows with `(<needs_change 1> OR <needs_change 2> …)`: then a second
-//! run changes no row.
+//! Used by the retention engine for `anonymize` policies and by erasure
+//! (`subject`) in tables kept for a legal obligation: [`plan`] gives, for
+//! each column, a [`ColumnRewrite`]. `column` is the plain column name;
+//! `set_expr` and `needs_change` are SQL expressions over the table's own
+//! columns (already quoted, schema-qualified, safe under `search_path =
+//! pg_catalog, pg_temp`). An update sets [`ColumnRewrite::set_item`] (`col =
+//! CASE WHEN <needs_change> THEN <set_expr> ELSE col END`) and selects rows
+//! with `(<needs_change 1> OR <needs_change 2> …)`: then a second run changes
+//! no row.
 //!
 //! Which columns: every column whose tag names at least one purpose or an
 //! explicit `ANONYMIZE` method (a column tagged only `SUBJECT` is the link
@@ -41,11 +36,10 @@
 //! - `EMAIL` (key `default`): `privacy.pseudonymize_email`, done when the
 //!   value starts with 16 lowercase hex digits and `@`.
 
-#![allow(dead_code)] // `rewrites`: the data-subject-rights module's interface
-
 use crate::error::{PResult, PrivacyError};
-use crate::labels::{Method, TruncateUnit};
-use crate::tags;
+use crate::labels::grammar::{Method, TruncateUnit};
+use crate::labels::methods::{execute_refused, hash_function, KeyUser};
+use crate::labels::tags;
 use crate::types::regclass_text;
 use pgrx::prelude::*;
 
@@ -60,24 +54,28 @@ pub struct ColumnRewrite {
     pub needs_change: String,
 }
 
+impl ColumnRewrite {
+    /// The `SET` item of an `UPDATE`: the new value where the row still
+    /// needs it, the old one otherwise (so a second run changes nothing).
+    pub fn set_item(&self) -> String {
+        let c = spi::quote_identifier(&self.column);
+        format!(
+            "{c} = CASE WHEN {} THEN {} ELSE {c} END",
+            self.needs_change, self.set_expr
+        )
+    }
+}
+
 /// A column to rewrite with the method that applies to it.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    pub column: String,
     pub method: Method,
     pub type_oid: pg_sys::Oid,
     pub rewrite: ColumnRewrite,
 }
 
-/// The rewrites of every tagged column of `relid` (of `only_purpose`).
-pub fn rewrites(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<ColumnRewrite>> {
-    Ok(plan(relid, only_purpose)?
-        .into_iter()
-        .map(|p| p.rewrite)
-        .collect())
-}
-
-/// Like [`rewrites`], with the method of each column. Type names are
+/// The rewrites of every tagged column of `relid` (of `only_purpose`), with
+/// the method of each column. Type names are
 /// rendered under `search_path = pg_catalog, pg_temp`, as the SQL runs.
 pub fn plan(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Planned>> {
     crate::security::Scope::pinned()
@@ -96,7 +94,14 @@ fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Pl
         if !selected {
             continue;
         }
-        let (typmod, typname) = column_type(relid, tag.attnum)?;
+        let col = crate::catalog::column_numbered(relid, tag.attnum)?.ok_or_else(|| {
+            PrivacyError::undefined_column(format!(
+                "column \"{}\" of table {} does not exist",
+                tag.name,
+                regclass_text(relid)
+            ))
+        })?;
+        let (typmod, typname) = (col.typmod, col.type_name);
         let method = match &l.anonymize {
             Some(m) => m.clone(),
             None if !tag.not_null => Method::Null,
@@ -122,7 +127,6 @@ fn plan_pinned(relid: pg_sys::Oid, only_purpose: Option<&str>) -> PResult<Vec<Pl
         }
         let rewrite = column_rewrite(&tag.name, &method, tag.type_oid, typmod, &typname)?;
         out.push(Planned {
-            column: tag.name.clone(),
             method,
             type_oid: tag.type_oid,
             rewrite,
@@ -148,15 +152,6 @@ fn default_pseudonymizable(typid: pg_sys::Oid) -> bool {
         pg_sys::INT8OID,
     ]
     .contains(&typid)
-}
-
-fn column_type(relid: pg_sys::Oid, attnum: i16) -> PResult<(i32, String)> {
-    let (typmod, name) = Spi::get_two_with_args::<i32, String>(
-        "SELECT a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod)
-           FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1 AND a.attnum = $2",
-        &[relid.into(), attnum.into()],
-    )?;
-    Ok((typmod.unwrap_or(-1), name.unwrap_or_default()))
 }
 
 fn lit(s: &str) -> String {
@@ -286,48 +281,6 @@ pub fn column_rewrite(
     })
 }
 
-/// The pseudonymization function a method applies to a column of type
-/// `typid` (its signature), if it uses the keyed hash.
-pub fn hash_function(method: &Method, typid: pg_sys::Oid) -> Option<&'static str> {
-    Some(match (method, typid) {
-        (Method::Email, _) => "privacy.pseudonymize_email(text, text)",
-        (Method::Pseudonymize, t) if t == pg_sys::BYTEAOID => "privacy.pseudonymize(bytea, text)",
-        (Method::Pseudonymize, t) if t == pg_sys::UUIDOID => {
-            "privacy.pseudonymize_uuid(uuid, text)"
-        }
-        (Method::Pseudonymize, t)
-            if t == pg_sys::INT2OID || t == pg_sys::INT4OID || t == pg_sys::INT8OID =>
-        {
-            "privacy.pseudonymize_bigint(bigint, text)"
-        }
-        (Method::Pseudonymize, _) => "privacy.pseudonymize(text, text)",
-        _ => return None,
-    })
-}
-
-/// Who must be able to run the keyed hash, for the error message.
-#[derive(Clone, Copy, Debug)]
-pub enum KeyUser {
-    /// the owner of a retention policy (or the role creating one)
-    PolicyOwner,
-    /// the owner of the table whose rows are pseudonymized: a table's rows
-    /// are hashed only with keys its owner may use, or the owner could
-    /// write chosen values and read back their pseudonyms (an oracle)
-    TableOwner(pg_sys::Oid),
-}
-
-/// Whether `role` may execute function `signature` (`None`: no such
-/// function).
-pub fn role_may_execute(role: pg_sys::Oid, signature: &str) -> PResult<Option<bool>> {
-    crate::security::Scope::pinned().run(|| {
-        crate::sql::opt::<bool>(
-            "SELECT CASE WHEN pg_catalog.to_regprocedure($2) IS NULL THEN NULL
-                         ELSE pg_catalog.has_function_privilege($1, pg_catalog.to_regprocedure($2), 'EXECUTE') END",
-            &[role.into(), signature.into()],
-        )
-    })
-}
-
 /// Check that the hash functions `planned` needs can run for `role`: the
 /// role may execute them (42501) and key `default` exists (42704). Cheap,
 /// done when a policy is created and when a run starts.
@@ -348,7 +301,7 @@ pub fn check_may_hash(planned: &[Planned], role: pg_sys::Oid, who: KeyUser) -> P
         }
     }
     for f in funcs {
-        match role_may_execute(role, f)? {
+        match crate::catalog::role_may_execute(role, f)? {
             None => return Err(
                 PrivacyError::object_state(format!("function {f} does not exist")).with_hint(
                     "Pseudonymization needs the pg_privacy key functions; update the extension.",
@@ -381,26 +334,4 @@ pub fn check_key_exists(planned: &[Planned]) -> PResult<()> {
         );
     }
     Ok(())
-}
-
-/// 42501 for a role that may not execute pseudonymization function `f`.
-pub fn execute_refused(f: &str, role: pg_sys::Oid, who: KeyUser) -> PrivacyError {
-    let name = crate::policies::role_name(role);
-    match who {
-        KeyUser::PolicyOwner => PrivacyError::insufficient_privilege(format!(
-            "permission denied for function {f}"
-        ))
-        .with_hint(format!(
-            "Anonymization checks that the policy owner could run it: GRANT EXECUTE ON FUNCTION {f} TO {};",
-            spi::quote_identifier(&name)
-        )),
-        KeyUser::TableOwner(relid) => PrivacyError::insufficient_privilege(format!(
-            "permission denied for function {f}: role \"{name}\", owner of table {}, may not execute it",
-            regclass_text(relid)
-        ))
-        .with_hint(format!(
-            "A table's rows are pseudonymized only with keys its owner may use: GRANT EXECUTE ON FUNCTION {f} TO {};",
-            spi::quote_identifier(&name)
-        )),
-    }
 }

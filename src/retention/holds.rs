@@ -24,7 +24,7 @@
 
 use crate::audit;
 use crate::error::{PResult, PrivacyError};
-use crate::filters::{self, FilterKind};
+use crate::retention::filters::{self, FilterKind};
 use crate::security::{self, as_extension_owner};
 use crate::sql::Params;
 use crate::types::{regclass_text, Regclass};
@@ -92,7 +92,7 @@ impl ActiveHolds {
     pub fn for_table(
         &self,
         relid: pg_sys::Oid,
-        subject_col: Option<&crate::tags::ColumnTag>,
+        subject_col: Option<&crate::labels::tags::ColumnTag>,
     ) -> PResult<TableHolds> {
         let ancestors = if self.tables.iter().any(|(_, t, _)| *t != relid) {
             crate::sql::rows(
@@ -227,10 +227,6 @@ fn canonical_uuid(s: &str) -> Option<String> {
     ))
 }
 
-fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
-    v.ok_or_else(|| PrivacyError::null_value(what))
-}
-
 fn check_reason(reason: &str) -> PResult<String> {
     let r = reason.trim();
     if r.is_empty() {
@@ -259,151 +255,129 @@ fn subject_pseudonym(subject: &str) -> PResult<String> {
     crate::keys::subject_pseudonym(subject)
 }
 
-/// `privacy.place_hold(tbl, row_filter, reason, until)`: hold the rows of
+/// `place_hold(tbl, row_filter, reason, until)`: hold the rows of
 /// `tbl` for which `row_filter` is TRUE. The caller needs SELECT on the table.
-#[pg_extern(volatile, parallel_unsafe)]
-fn place_hold(
-    tbl: Option<Regclass>,
-    row_filter: Option<String>,
-    reason: Option<String>,
-    until: default!(Option<TimestampWithTimeZone>, "NULL"),
-) -> i64 {
-    audit::entry("place_hold", || {
-        let relid = need(tbl, "tbl")?.0;
-        let filter = need(row_filter, "row_filter")?;
-        let reason = check_reason(&need(reason, "reason")?)?;
-        let relkind = crate::sql::opt::<String>(
-            "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = $1",
-            &[relid.into()],
+pub fn place_hold(
+    relid: pg_sys::Oid,
+    filter: &str,
+    reason: &str,
+    until: Option<TimestampWithTimeZone>,
+) -> PResult<i64> {
+    let reason = check_reason(reason)?;
+    let relation = crate::catalog::require_relation(relid)?;
+    if !matches!(relation.kind.as_str(), "r" | "p") {
+        return Err(PrivacyError::invalid_parameter(format!(
+            "\"{}\" is not a table",
+            regclass_text(relid)
+        )));
+    }
+    if !security::has_table_privilege(relid, "SELECT")? {
+        return Err(PrivacyError::insufficient_privilege(format!(
+            "permission denied for table {}",
+            regclass_text(relid)
+        ))
+        .with_hint("Placing a hold needs SELECT on the table."));
+    }
+    let filter = filters::validate(relid, filter, FilterKind::Hold)?;
+    check_until(until)?;
+    let actor = security::current_role_name();
+    let id = as_extension_owner(|| {
+        Ok(Spi::get_one_with_args::<i64>(
+            "INSERT INTO privacy.legal_holds (table_name, row_filter, reason, placed_by, until)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[
+                Regclass(relid).into(),
+                filter.as_str().into(),
+                reason.as_str().into(),
+                actor.as_str().into(),
+                until.into(),
+            ],
         )?
-        .ok_or_else(|| {
-            PrivacyError::undefined_table(format!(
-                "relation with oid {} does not exist",
-                u32::from(relid)
-            ))
-        })?;
-        if !matches!(relkind.as_str(), "r" | "p") {
-            return Err(PrivacyError::invalid_parameter(format!(
-                "\"{}\" is not a table",
-                regclass_text(relid)
-            )));
-        }
-        if !security::has_table_privilege(relid, "SELECT")? {
-            return Err(PrivacyError::insufficient_privilege(format!(
-                "permission denied for table {}",
-                regclass_text(relid)
-            ))
-            .with_hint("Placing a hold needs SELECT on the table."));
-        }
-        let filter = filters::validate(relid, &filter, FilterKind::Hold)?;
-        check_until(until)?;
-        let actor = security::current_role_name();
-        let id = as_extension_owner(|| {
-            Ok(Spi::get_one_with_args::<i64>(
-                "INSERT INTO privacy.legal_holds (table_name, row_filter, reason, placed_by, until)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[
-                    Regclass(relid).into(),
-                    filter.as_str().into(),
-                    reason.as_str().into(),
-                    actor.as_str().into(),
-                    until.into(),
-                ],
-            )?
-            .unwrap_or(0))
-        })?;
-        audit::record(
-            "place_hold",
-            &id.to_string(),
-            // not the filter: it may name a subject in clear (privacy.holds has it)
-            json!({ "table": regclass_text(relid), "reason": reason,
-                    "until": until.map(|u| u.to_string()) }),
-        )?;
-        Ok(id)
-    })
+        .unwrap_or(0))
+    })?;
+    audit::record(
+        "place_hold",
+        &id.to_string(),
+        // not the filter: it may name a subject in clear (privacy.holds has it)
+        json!({ "table": regclass_text(relid), "reason": reason,
+                "until": until.map(|u| u.to_string()) }),
+    )?;
+    Ok(id)
 }
 
-/// `privacy.place_subject_hold(subject, reason, until)`: hold every row of
+/// `place_subject_hold(subject, reason, until)`: hold every row of
 /// the subject in every table with a SUBJECT column.
-#[pg_extern(volatile, parallel_unsafe)]
-fn place_subject_hold(
-    subject: Option<String>,
-    reason: Option<String>,
-    until: default!(Option<TimestampWithTimeZone>, "NULL"),
-) -> i64 {
-    audit::entry("place_subject_hold", || {
-        let subject = need(subject, "subject")?;
-        if subject.trim().is_empty() {
-            return Err(PrivacyError::invalid_parameter("subject must not be empty"));
-        }
-        let reason = check_reason(&need(reason, "reason")?)?;
-        check_until(until)?;
-        let pseudonym = subject_pseudonym(&subject)?;
-        let actor = security::current_role_name();
-        let id = as_extension_owner(|| {
-            Ok(Spi::get_one_with_args::<i64>(
-                "INSERT INTO privacy.legal_holds (subject, reason, placed_by, until)
-                 VALUES ($1, $2, $3, $4) RETURNING id",
-                &[
-                    subject.as_str().into(),
-                    reason.as_str().into(),
-                    actor.as_str().into(),
-                    until.into(),
-                ],
-            )?
-            .unwrap_or(0))
-        })?;
-        audit::record(
-            "place_subject_hold",
-            &id.to_string(),
-            json!({ "subject_pseudonym": pseudonym, "reason": reason,
-                    "until": until.map(|u| u.to_string()) }),
-        )?;
-        Ok(id)
-    })
+pub fn place_subject_hold(
+    subject: &str,
+    reason: &str,
+    until: Option<TimestampWithTimeZone>,
+) -> PResult<i64> {
+    if subject.trim().is_empty() {
+        return Err(PrivacyError::invalid_parameter("subject must not be empty"));
+    }
+    let reason = check_reason(reason)?;
+    check_until(until)?;
+    let pseudonym = subject_pseudonym(subject)?;
+    let actor = security::current_role_name();
+    let id = as_extension_owner(|| {
+        Ok(Spi::get_one_with_args::<i64>(
+            "INSERT INTO privacy.legal_holds (subject, reason, placed_by, until)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+            &[
+                subject.into(),
+                reason.as_str().into(),
+                actor.as_str().into(),
+                until.into(),
+            ],
+        )?
+        .unwrap_or(0))
+    })?;
+    audit::record(
+        "place_subject_hold",
+        &id.to_string(),
+        json!({ "subject_pseudonym": pseudonym, "reason": reason,
+                "until": until.map(|u| u.to_string()) }),
+    )?;
+    Ok(id)
 }
 
-/// `privacy.release_hold(id)`: end a hold now (42704 unknown, 55000 already
+/// `release_hold(id)`: end a hold now (42704 unknown, 55000 already
 /// released).
-#[pg_extern(volatile, parallel_unsafe)]
-fn release_hold(id: Option<i64>) {
-    audit::entry("release_hold", || {
-        let id = need(id, "id")?;
-        let actor = security::current_role_name();
-        let state = as_extension_owner(|| {
-            Spi::connect_mut(|c| {
-                let rows = c.update(
-                    "SELECT released_at IS NOT NULL FROM privacy.legal_holds WHERE id = $1 FOR UPDATE",
-                    Some(1),
-                    &[id.into()],
-                )?;
-                for r in rows {
-                    return Ok(r.get::<bool>(1)?);
-                }
-                Ok(None)
-            })
-        })?;
-        match state {
-            None => {
-                return Err(
-                    PrivacyError::undefined_object(format!("hold {id} does not exist"))
-                        .with_hint("See privacy.holds."),
-                )
-            }
-            Some(true) => {
-                return Err(PrivacyError::object_state(format!(
-                    "hold {id} is already released"
-                )))
-            }
-            Some(false) => {}
-        }
-        as_extension_owner(|| {
-            Spi::run_with_args(
-                "UPDATE privacy.legal_holds SET released_at = pg_catalog.now(), released_by = $2 WHERE id = $1",
-                &[id.into(), actor.as_str().into()],
+pub fn release_hold(id: i64) -> PResult<()> {
+    let actor = security::current_role_name();
+    let state = as_extension_owner(|| {
+        Spi::connect_mut(|c| {
+            let rows = c.update(
+                "SELECT released_at IS NOT NULL FROM privacy.legal_holds WHERE id = $1 FOR UPDATE",
+                Some(1),
+                &[id.into()],
             )?;
-            Ok(())
-        })?;
-        audit::record("release_hold", &id.to_string(), json!({}))
-    })
+            for r in rows {
+                return Ok(r.get::<bool>(1)?);
+            }
+            Ok(None)
+        })
+    })?;
+    match state {
+        None => {
+            return Err(
+                PrivacyError::undefined_object(format!("hold {id} does not exist"))
+                    .with_hint("See privacy.holds."),
+            )
+        }
+        Some(true) => {
+            return Err(PrivacyError::object_state(format!(
+                "hold {id} is already released"
+            )))
+        }
+        Some(false) => {}
+    }
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE privacy.legal_holds SET released_at = pg_catalog.now(), released_by = $2 WHERE id = $1",
+            &[id.into(), actor.as_str().into()],
+        )?;
+        Ok(())
+    })?;
+    audit::record("release_hold", &id.to_string(), json!({}))
 }

@@ -30,6 +30,8 @@
 //! taken: the entry is then filled with the query's snapshot and is only kept
 //! for the current transaction. That makes the SQL functions PARALLEL SAFE.
 
+pub mod pseudonym;
+
 use crate::audit;
 use crate::error::{PResult, PrivacyError};
 use crate::security;

@@ -1,5 +1,5 @@
-//! The batch engine: runs a retention policy in bounded batches, and
-//! `privacy.run_retention()`.
+//! The run state machine: runs a retention policy in bounded batches, and
+//! `privacy.run_retention()`. The SQL of each batch comes from `statement`.
 //!
 //! # Interface (for the background worker)
 //!
@@ -11,11 +11,13 @@
 //!     pub fn finish(self, error: Option<&PrivacyError>) -> PResult<RunSummary>;
 //!     pub fn id(&self) -> i64;
 //!     pub fn policy(&self) -> &str;
+//!     pub fn progress(&self) -> Progress;                     // state after the last batch
 //! }
+//! impl Progress { pub fn record_failure_nowait(&self, e: &PrivacyError) -> PResult<Recorded>; } // exit callback
+//! pub fn record_failed_start(policy: &str, as_of: TimestampWithTimeZone, e: &PrivacyError) -> PResult<()>;
 //! pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()>;
 //! pub fn due_policies(now: TimestampWithTimeZone) -> PResult<Vec<String>>;
 //! pub fn run_policy(policy: &str, as_of: TimestampWithTimeZone, dry_run: bool, by: TriggeredBy) -> PResult<RunSummary>;
-//! pub fn error_text(e: &PrivacyError) -> String;   // "message: detail (SQLSTATE xxxxx)"
 //! pub fn close_interrupted_runs() -> PResult<Vec<String>>; // worker start-up after a crash
 //! ```
 //! Each method expects to run inside a transaction with an active snapshot
@@ -25,7 +27,7 @@
 //! worker loop:
 //!
 //! ```ignore
-//! let mut run = tx(|| Run::start(&name, now, false, TriggeredBy::Worker))?; // Err: already recorded, or 55P03 "already running" (skip)
+//! let mut run = tx(|| Run::start(&name, now, false, TriggeredBy::Worker))?; // Err: already recorded, or Kind::AlreadyRunning (skip)
 //! loop {
 //!     match tx(|| run.next_batch()) {            // commit after each batch
 //!         Ok(true) if !sigterm => continue,
@@ -35,7 +37,7 @@
 //! }
 //! // if a transaction aborted anyway: tx(|| record_failure(run.id(), run.policy(), &msg))
 //! ```
-//! `finish(Some(&e))` records `error_text(e)`, which already ends with the
+//! `finish(Some(&e))` records `error::error_text(e)`, which already ends with the
 //! SQLSTATE: pass the engine's error as it is. Stopping between batches
 //! (SIGTERM) with `finish(None)` records the run as succeeded with the rows
 //! done so far (the rest is found by the next run); pass an error to record
@@ -47,7 +49,7 @@
 //!
 //! - `start` loads the policy (42704 when it does not exist), takes an
 //!   advisory lock on it — session-level for the worker, transaction-level
-//!   for manual runs (55P03 "already running" when another session runs
+//!   for manual runs (55P03, `Kind::AlreadyRunning`, when another session runs
 //!   it: nothing is recorded then) — re-validates it (table, anchor column
 //!   and type, the policy owner's privileges, row_filter against the
 //!   allow-list, anonymize columns, the keyed hash for both the policy
@@ -94,7 +96,7 @@
 //! The bound `T - keep_for` is a constant of each statement; without months
 //! `anchor <= bound` is exact, with months a superset (`+ 4 days`) serves
 //! the index and the exact test runs only near the bound (see
-//! `expiry_conditions`). Two scan modes:
+//! `statement::Target::expiry_conditions`). Two scan modes:
 //! - the anchor has a btree index: keyset pagination on `(anchor, ctid)`
 //!   (`ORDER BY anchor, ctid LIMIT batch_size`), which reads only the
 //!   expired range of the index, then changes the page's rows by ctid. The
@@ -117,20 +119,21 @@
 //! rows still needing a rewrite are candidates, so a second run changes
 //! nothing.
 
-#![allow(dead_code)] // `Run`'s accessors, `record_failure`, `due_policies`: the worker's interface
-
-use crate::anonymize::{self, ColumnRewrite, KeyUser};
+use super::anonymize::ColumnRewrite;
+use super::filters::{self, FilterKind};
+use super::holds::{ActiveHolds, TableHolds};
+use super::policy::{self, Action, AnchorType, Policy};
+use super::statement::{AnchorValue, Page, Shape, Statement, Target};
+use super::validate;
 use crate::audit;
-use crate::error::{PResult, PrivacyError};
-use crate::filters::{self, FilterKind};
-use crate::holds::{ActiveHolds, TableHolds};
-use crate::policies::{self, Action, AnchorType, Policy};
+use crate::catalog;
+use crate::error::{error_text, Kind, PResult, PrivacyError};
 use crate::security::{self, as_extension_owner, Scope};
-use crate::sql::Params;
-use crate::types::{regclass_text, Regclass};
-use pgrx::datum::{Date, DatumWithOid, Interval, Timestamp, TimestampWithTimeZone};
+use crate::types::Regclass;
+use pgrx::datum::{Date, Timestamp, TimestampWithTimeZone};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use pgrx::spi::{SpiError, SpiHeapTupleData};
 use serde_json::json;
 
 /// Advisory lock class of a running policy (the policy is the second key).
@@ -157,32 +160,13 @@ impl TriggeredBy {
 /// The outcome of a run.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
-    pub run_id: i64,
-    pub policy: String,
-    pub table: pg_sys::Oid,
-    pub action: String,
-    pub status: String,
     pub rows: i64,
     pub held: i64,
+    // read by the tests (the worker and `run_retention` show rows and held)
+    #[cfg_attr(not(any(test, feature = "pg_test")), allow(dead_code))]
+    pub status: &'static str,
+    #[cfg_attr(not(any(test, feature = "pg_test")), allow(dead_code))]
     pub batches: i32,
-    pub error: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum AnchorValue {
-    Date(Date),
-    Ts(Timestamp),
-    Tstz(TimestampWithTimeZone),
-}
-
-impl AnchorValue {
-    fn arg(self) -> DatumWithOid<'static> {
-        match self {
-            AnchorValue::Date(v) => v.into(),
-            AnchorValue::Ts(v) => v.into(),
-            AnchorValue::Tstz(v) => v.into(),
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -208,37 +192,9 @@ enum Scan {
     },
 }
 
-/// Where one page of candidates lies.
-#[derive(Clone, Copy)]
-enum Page<'a> {
-    /// `(anchor, ctid)` order, after this position
-    Index(Option<&'a (AnchorValue, String)>),
-    /// ctid order within the blocks [lo, hi), after this ctid
-    Window {
-        lo: i64,
-        hi: i64,
-        after: Option<&'a String>,
-    },
-}
-
 /// One batch statement's result: (acted, held, seen, last anchor, last
 /// ctid as text).
 type BatchRow = (i64, i64, i64, Option<AnchorValue>, Option<String>);
-
-const TOO_MANY_ROWS: &str = "retention window holds more rows than privacy.batch_size";
-
-/// A window statement changed more than a batch: it is rolled back and the
-/// window narrowed (never reaches the caller).
-fn too_many_rows() -> PrivacyError {
-    PrivacyError::new(
-        pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-        TOO_MANY_ROWS,
-    )
-}
-
-fn is_too_many_rows(e: &PrivacyError) -> bool {
-    e.code == pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED && e.message == TOO_MANY_ROWS
-}
 
 /// A run in progress: Rust-owned state only (it lives across transactions).
 pub struct Run {
@@ -249,40 +205,15 @@ pub struct Run {
     owner: pg_sys::Oid,
     /// the table's owner (who runs the statements), read at each batch
     table_owner: pg_sys::Oid,
-    action: Action,
-    as_of: TimestampWithTimeZone,
-    keep_for: Interval,
     dry_run: bool,
     by: TriggeredBy,
-    qualified: String,
-    anchor: String,
-    anchor_type: AnchorType,
-    row_filter: Option<String>,
-    rewrites: Vec<ColumnRewrite>,
+    /// what its statements are built from
+    target: Target,
     scan: Scan,
-    skip_locked: bool,
     rows: i64,
     held: i64,
     batches: i32,
     done: bool,
-}
-
-/// The five-character SQLSTATE of an error code.
-pub fn sqlstate_text(code: pgrx::PgSqlErrorCode) -> String {
-    let v = code as isize as i64;
-    (0..5)
-        .map(|i| (((v >> (6 * i)) & 0x3F) as u8 + b'0') as char)
-        .collect()
-}
-
-/// The text recorded for an error: message, detail, SQLSTATE.
-pub fn error_text(e: &PrivacyError) -> String {
-    let mut s = e.message.clone();
-    if let Some(d) = &e.detail {
-        s.push_str(": ");
-        s.push_str(d.trim_end_matches('.'));
-    }
-    format!("{s} (SQLSTATE {})", sqlstate_text(e.code))
 }
 
 /// Take the policy's advisory lock: for the worker at session level (it
@@ -348,44 +279,24 @@ fn check_owners(
     action: Action,
 ) -> PResult<pg_sys::Oid> {
     // one query for what every batch checks
-    let (table_owner, granted) = Spi::connect(|c| {
-        let rows = c.select(
-            "SELECT c.relowner,
-                    pg_catalog.has_table_privilege($2, c.oid, 'SELECT')
-                    AND pg_catalog.has_table_privilege($2, c.oid, $3)
-               FROM pg_catalog.pg_class c WHERE c.oid = $1",
-            Some(1),
-            &[relid.into(), policy_owner.into(), action.privilege().into()],
-        )?;
-        for r in rows {
-            return Ok::<_, PrivacyError>((r.get::<pg_sys::Oid>(1)?, r.get::<bool>(2)?));
-        }
-        Ok((None, None))
-    })?;
-    let table_owner = table_owner.ok_or_else(|| {
-        PrivacyError::undefined_table(format!(
-            "table with oid {} does not exist",
-            u32::from(relid)
-        ))
-    })?;
-    if granted != Some(true) {
+    let access =
+        catalog::table_access(relid, policy_owner, action.privilege())?.ok_or_else(|| {
+            PrivacyError::undefined_table(format!(
+                "table with oid {} does not exist",
+                u32::from(relid)
+            ))
+        })?;
+    let table_owner = access.owner;
+    if !access.granted {
         // the precise error (which privilege, whose)
-        policies::check_privileges_of(policy_owner, relid, action)?;
+        validate::check_privileges_of(policy_owner, relid, action)?;
     }
-    policies::check_row_security_of(policy_owner, relid)?;
+    validate::check_row_security_of(policy_owner, relid)?;
     Ok(table_owner)
 }
 
-fn role_exists(oid: pg_sys::Oid) -> PResult<bool> {
-    Ok(Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = $1)",
-        &[oid.into()],
-    )?
-    .unwrap_or(false))
-}
-
 fn check_as_owner(p: &Policy) -> PResult<Checked> {
-    if !role_exists(p.owner)? {
+    if !catalog::role_exists(p.owner)? {
         return Err(PrivacyError::object_state(format!(
             "owner of retention policy \"{}\" (role with oid {}) does not exist",
             p.name,
@@ -394,12 +305,12 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
         .with_hint("Drop the policy and create it again as an existing role."));
     }
     let timeout = crate::gucs::lock_timeout_ms();
-    crate::subxact::run(|| {
+    crate::sql::subxact::run(|| {
         Scope::pinned()
             .setting(c"lock_timeout", &format!("{timeout}ms"))
             .run(|| {
-                policies::check_table(p.relid)?;
-                let (attnum, anchor_type) = policies::anchor_info(p.relid, &p.anchor)?;
+                validate::check_table(p.relid)?;
+                let (attnum, anchor_type) = validate::anchor_info(p.relid, &p.anchor)?;
                 let table_owner = check_owners(p.relid, p.owner, p.action)?;
                 // parsed as the table's owner, who runs it (a literal's
                 // type input function runs at parse time)
@@ -411,24 +322,14 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
                     ),
                 };
                 let rewrites = if p.action == Action::Anonymize {
-                    let planned = anonymize::plan(p.relid, p.purpose.as_deref())?;
-                    if planned.is_empty() {
-                        return Err(PrivacyError::object_state(format!(
-                            "table {} has no tagged column to anonymize",
-                            regclass_text(p.relid)
-                        )));
-                    }
-                    anonymize::check_key_usable(&planned, p.owner, KeyUser::PolicyOwner)?;
-                    anonymize::check_key_usable(
-                        &planned,
-                        table_owner,
-                        KeyUser::TableOwner(p.relid),
-                    )?;
-                    planned.into_iter().map(|x| x.rewrite).collect()
+                    validate::anonymize_plan(p.relid, p.purpose.as_deref(), p.owner, table_owner)?
+                        .into_iter()
+                        .map(|x| x.rewrite)
+                        .collect()
                 } else {
                     Vec::new()
                 };
-                let scan = if policies::anchor_indexed(p.relid, attnum)? {
+                let scan = if crate::catalog::btree_index_leads_with(p.relid, attnum)? {
                     Scan::Index {
                         last: None,
                         full: false,
@@ -461,21 +362,20 @@ fn check_as_owner(p: &Policy) -> PResult<Checked> {
 /// towards 0.8 × batch (at most doubled) after one with less than 0.7 × batch,
 /// up to five batches' worth of rows.
 fn window_scan(relid: pg_sys::Oid, fraction: f64) -> PResult<Scan> {
-    let (blocks, per_block) = Spi::get_two_with_args::<i64, f64>(
-        "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::pg_catalog.int8,
-                CASE WHEN c.relpages > 0 AND c.reltuples > 0
-                     THEN c.reltuples / c.relpages ELSE 100 END
-           FROM pg_catalog.pg_class c WHERE c.oid = $1",
-        &[relid.into()],
-    )?;
-    let per_block = per_block.unwrap_or(100.0).max(1.0);
+    let blocks = catalog::relation_blocks(relid)?;
+    // rows per block by the statistics (100 when never analyzed)
+    let per_block = match catalog::relation(relid)? {
+        Some(r) if r.pages > 0 && r.tuples > 0.0 => r.tuples as f64 / r.pages as f64,
+        _ => 100.0,
+    }
+    .max(1.0);
     let batch = crate::gucs::batch_size() as f64;
     let fraction = fraction.clamp(0.2, 1.0);
     let width = ((0.8 * batch / (per_block * fraction)).ceil() as i64).max(1);
     let max_width = ((5.0 * batch / per_block).ceil() as i64).max(width);
     Ok(Scan::Window {
         next_block: 0,
-        end_block: blocks.unwrap_or(0),
+        end_block: blocks,
         width,
         max_width,
         after: None,
@@ -492,10 +392,8 @@ fn next_run_id() -> PResult<i64> {
     })
 }
 
-/// Everything recorded at the end of a run.
-struct Outcome<'a> {
-    run_id: i64,
-    policy: &'a str,
+/// A run's row in `privacy.retention_run_log`: who, when, how far.
+struct RunRecord {
     owner: Option<pg_sys::Oid>,
     by: TriggeredBy,
     as_of: Option<TimestampWithTimeZone>,
@@ -503,6 +401,30 @@ struct Outcome<'a> {
     rows: i64,
     held: i64,
     batches: i32,
+}
+
+impl catalog::FromRow for RunRecord {
+    fn from_row(r: &SpiHeapTupleData<'_>) -> Result<Self, SpiError> {
+        Ok(RunRecord {
+            owner: r.get_by_name("owner")?,
+            by: match r.get_by_name::<String, _>("triggered_by")?.as_deref() {
+                Some("manual") => TriggeredBy::Manual,
+                _ => TriggeredBy::Worker,
+            },
+            as_of: r.get_by_name("as_of")?,
+            dry_run: r.get_by_name("dry_run")?.unwrap_or(false),
+            rows: r.get_by_name("rows_affected")?.unwrap_or(0),
+            held: r.get_by_name("rows_held")?.unwrap_or(0),
+            batches: r.get_by_name("batches")?.unwrap_or(0),
+        })
+    }
+}
+
+/// Everything recorded at the end of a run.
+struct Outcome<'a> {
+    run_id: i64,
+    policy: &'a str,
+    run: RunRecord,
     error: Option<String>,
 }
 
@@ -510,7 +432,7 @@ impl Outcome<'_> {
     fn status(&self) -> &'static str {
         if self.error.is_some() {
             "failed"
-        } else if self.dry_run {
+        } else if self.run.dry_run {
             "dry_run"
         } else {
             "succeeded"
@@ -536,18 +458,18 @@ fn record(o: &Outcome) -> PResult<()> {
             &[
                 o.run_id.into(),
                 o.policy.into(),
-                o.owner.into(),
-                o.by.as_str().into(),
-                o.as_of.into(),
+                o.run.owner.into(),
+                o.run.by.as_str().into(),
+                o.run.as_of.into(),
                 status.into(),
-                o.rows.into(),
-                o.held.into(),
-                o.batches.into(),
+                o.run.rows.into(),
+                o.run.held.into(),
+                o.run.batches.into(),
                 o.error.clone().into(),
-                o.dry_run.into(),
+                o.run.dry_run.into(),
             ],
         )?;
-        if !o.dry_run {
+        if !o.run.dry_run {
             Spi::run_with_args(
                 "UPDATE privacy.retention_policy_defs p
                     SET last_run_at = r.started_at,
@@ -569,12 +491,12 @@ fn record(o: &Outcome) -> PResult<()> {
         "run_retention",
         o.policy,
         json!({
-            "run_id": o.run_id, "status": status, "triggered_by": o.by.as_str(),
-            "as_of": o.as_of.map(|t| t.to_string()), "dry_run": o.dry_run,
-            "rows": o.rows, "held": o.held, "batches": o.batches, "error": o.error,
+            "run_id": o.run_id, "status": status, "triggered_by": o.run.by.as_str(),
+            "as_of": o.run.as_of.map(|t| t.to_string()), "dry_run": o.run.dry_run,
+            "rows": o.run.rows, "held": o.run.held, "batches": o.run.batches, "error": o.error,
         }),
     )?;
-    unlock(o.policy, o.by)
+    unlock(o.policy, o.run.by)
 }
 
 impl Run {
@@ -596,13 +518,9 @@ impl Run {
         dry_run: bool,
         by: TriggeredBy,
     ) -> PResult<Run> {
-        let p = policies::require(policy)?;
+        let p = policy::require(policy)?;
         if !try_lock(&p.name, by)? {
-            return Err(PrivacyError::lock_not_available(format!(
-                "retention policy \"{}\" is already running",
-                p.name
-            ))
-            .with_hint("Another session runs it now; try again when it is done."));
+            return Err(PrivacyError::already_running(&p.name));
         }
         let id = match next_run_id() {
             Ok(id) => id,
@@ -617,13 +535,15 @@ impl Run {
                 record(&Outcome {
                     run_id: id,
                     policy: &p.name,
-                    owner: Some(p.owner),
-                    by,
-                    as_of: Some(as_of),
-                    dry_run,
-                    rows: 0,
-                    held: 0,
-                    batches: 0,
+                    run: RunRecord {
+                        owner: Some(p.owner),
+                        by,
+                        as_of: Some(as_of),
+                        dry_run,
+                        rows: 0,
+                        held: 0,
+                        batches: 0,
+                    },
                     error: Some(error_text(&e)),
                 })?;
                 audit::log_refusal(
@@ -656,18 +576,20 @@ impl Run {
             relid: p.relid,
             owner: p.owner,
             table_owner: checked.table_owner,
-            action: p.action,
-            as_of,
-            keep_for: p.keep_for,
             dry_run,
             by,
-            qualified: checked.qualified,
-            anchor: p.anchor,
-            anchor_type: checked.anchor_type,
-            row_filter: checked.row_filter,
-            rewrites: checked.rewrites,
+            target: Target {
+                qualified: checked.qualified,
+                anchor: p.anchor,
+                anchor_type: checked.anchor_type,
+                as_of,
+                keep_for: p.keep_for,
+                row_filter: checked.row_filter,
+                action: p.action,
+                rewrites: checked.rewrites,
+                skip_locked: checked.skip_locked,
+            },
             scan: checked.scan,
-            skip_locked: checked.skip_locked,
             rows: 0,
             held: 0,
             batches: 0,
@@ -692,32 +614,15 @@ impl Run {
         }
         let batch = crate::gucs::batch_size();
         let relid = self.relid;
-        let reltuples = crate::sql::opt::<f32>(
-            "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1",
-            &[relid.into()],
-        )?
-        .unwrap_or(-1.0);
+        let reltuples = catalog::relation(relid)?.map_or(-1.0, |r| r.tuples);
         let analyzed = reltuples >= 0.0;
         let cap = (batch.saturating_mul(10)).max(reltuples.max(0.0) as i64 / 5);
-        let conds = self.expiry_conditions(true).join(" AND ");
         // never analyzed (reltuples = -1): the planner would guess, count
         // up to the threshold instead
-        let sql = if analyzed {
-            format!(
-                "EXPLAIN (FORMAT JSON) SELECT 1 FROM {} WHERE {conds}",
-                self.qualified
-            )
-        } else {
-            format!(
-                "SELECT pg_catalog.to_json(pg_catalog.count(*)) FROM (SELECT 1 FROM {} WHERE {conds} LIMIT $3) AS s",
-                self.qualified
-            )
-        };
-        let mut args = self.base_args();
-        args.push(cap.into());
+        let probe = self.target.backlog_probe(analyzed, cap);
         // EXPLAIN is refused in SPI's read-only mode
         let found = self.as_owner(crate::gucs::lock_timeout_ms(), |_| {
-            crate::sql::opt_mut::<pgrx::Json>(&sql, &args)
+            crate::sql::opt_mut::<pgrx::Json>(&probe.sql, probe.params.args())
         })?;
         let backlog = found
             .and_then(|j| match j.0.get(0) {
@@ -740,291 +645,59 @@ impl Run {
         &self.policy
     }
 
+    #[cfg(any(test, feature = "pg_test"))] // the tests' view of a run
     pub fn rows(&self) -> i64 {
         self.rows
     }
 
-    pub fn held(&self) -> i64 {
-        self.held
-    }
-
+    #[cfg(any(test, feature = "pg_test"))]
     pub fn batches(&self) -> i32 {
         self.batches
     }
 
-    /// The WHERE conditions every candidate satisfies ($1 = as_of, $2 =
-    /// keep_for).
-    ///
-    /// A row is expired when `anchor_utc + keep_for <= as_of_utc`. The bound
-    /// `c = as_of_utc - keep_for` is a constant of the statement (folded
-    /// once, it serves the index or filters cheaply):
-    /// - keep_for without months: adding days and microseconds to a UTC
-    ///   timestamp is a plain shift, so `anchor <= c` is the exact test;
-    /// - with months (clamped: Jan 31 + 1 month = Feb 28): `anchor <= c + 4
-    ///   days` is a superset, and the exact test is evaluated only for rows
-    ///   after `c - 31 days`. For months N > 0, a row on day k of month M
-    ///   moves by at most L(M, N), the days of months M..M+N-1, while `as_of`
-    ///   (month P) lies at least L(P-N, N) + days + time after `c`; sums of N
-    ///   consecutive months differ by a few days (3, plus leap days), far
-    ///   less than 31: such a row is expired. Exhaustive checks over three
-    ///   years put every boundary within 3 days of `c` (see the tests).
-    /// `index`: the conditions will be used through the anchor's index (the
-    /// range bound stays a top-level condition).
-    fn expiry_conditions(&self, index: bool) -> Vec<String> {
-        let a = spi::quote_identifier(&self.anchor);
-        // timezone(interval) is a fixed offset: no zone lookup per row
-        let utc = "interval '00:00'";
-        let now_utc = format!("pg_catalog.timezone({utc}, $1::pg_catalog.timestamptz)");
-        let bound = format!("({now_utc} - $2::pg_catalog.interval)");
-        // `anchor <= x`, x a UTC timestamp expression
-        let anchor_le = |x: &str| match self.anchor_type {
-            AnchorType::TimestampTz => format!("{a} <= pg_catalog.timezone({utc}, {x})"),
-            AnchorType::Timestamp => format!("{a} <= {x}"),
-            AnchorType::Date => format!("{a} <= CAST({x} AS pg_catalog.date)"),
-        };
-        let anchor_utc = match self.anchor_type {
-            AnchorType::TimestampTz => format!("pg_catalog.timezone({utc}, {a})"),
-            AnchorType::Timestamp => a.clone(),
-            AnchorType::Date => format!("CAST({a} AS pg_catalog.timestamp)"),
-        };
-        let exact = format!("{anchor_utc} + $2::pg_catalog.interval <= {now_utc}");
-        let months = self.keep_for.months();
-        // (a NULL anchor fails every comparison: never expired)
-        let mut c = Vec::new();
-        if months == 0 {
-            c.push(anchor_le(&bound));
-        } else {
-            // keep_for has no negative parts (checked when the policy is made)
-            let superset = anchor_le(&format!("({bound} + interval '4 days')"));
-            let sure = anchor_le(&format!("({bound} - interval '31 days')"));
-            if index {
-                // the superset as a top-level condition: the index's range
-                c.push(superset);
-                c.push(format!("({sure} OR {exact})"));
-            } else {
-                // one comparison for the rows well past the bound
-                c.push(format!("({sure} OR ({superset} AND {exact}))"));
-            }
-        }
-        if let Some(f) = &self.row_filter {
-            c.push(filters::spliced(f));
-        }
-        if self.action == Action::Anonymize {
-            let needs: Vec<&str> = self
-                .rewrites
-                .iter()
-                .map(|r| r.needs_change.as_str())
-                .collect();
-            c.push(format!("({})", needs.join(" OR ")));
-        }
-        c
-    }
-
-    /// The statement that changes the rows matching `target`, returning one
-    /// row per change.
-    fn act_statement(&self, target: &str) -> String {
-        format!("{} RETURNING 1", self.act_plain(target))
-    }
-
-    /// The same without `RETURNING` (the count comes from SPI).
-    fn act_plain(&self, target: &str) -> String {
-        let t = &self.qualified;
-        match self.action {
-            Action::Delete => format!("DELETE FROM {t} WHERE {target}"),
-            Action::Anonymize => {
-                let sets: Vec<String> = self
-                    .rewrites
-                    .iter()
-                    .map(|r| {
-                        let c = spi::quote_identifier(&r.column);
-                        format!(
-                            "{c} = CASE WHEN {} THEN {} ELSE {c} END",
-                            r.needs_change, r.set_expr
-                        )
-                    })
-                    .collect();
-                format!("UPDATE {t} SET {} WHERE {target}", sets.join(", "))
-            }
+    /// What has been done so far (see [`Progress`]).
+    pub fn progress(&self) -> Progress {
+        Progress {
+            run_id: self.id,
+            policy: self.policy.clone(),
+            owner: self.owner,
+            by: self.by,
+            as_of: self.target.as_of,
+            dry_run: self.dry_run,
+            rows: self.rows,
+            held: self.held,
+            batches: self.batches,
         }
     }
 
-    /// The row lock the careful shape takes (none when the owner may not
-    /// lock rows: then it waits like the fast shape).
-    fn lock_clause(&self) -> &'static str {
-        if !self.skip_locked {
-            ""
-        } else if self.action == Action::Delete {
-            "FOR UPDATE SKIP LOCKED"
-        } else {
-            "FOR NO KEY UPDATE SKIP LOCKED"
-        }
-    }
-
-    /// The statement of one page of at most `batch_size` candidates, in
-    /// `(anchor, ctid)` order through the anchor's index, or in ctid order
-    /// within a window. Returns one row: (acted, held, seen, last anchor,
-    /// last ctid as text).
-    ///
-    /// The position comes from an unlocked `scan` (locking a row that
-    /// another session updated meanwhile returns its new version, whose
-    /// ctid may lie far beyond the position and must not move it). Then:
-    /// - fast (`careful = false`): change the scanned rows by ctid, the
-    ///   conditions rechecked on the version the change finds. A row locked
-    ///   by another transaction is waited for (bounded by the batch's
-    ///   lock_timeout);
-    /// - careful: lock the scanned rows `SKIP LOCKED` first, then change the
-    ///   rows locked. Never waits for a row; one more visit of each row and
-    ///   one more WAL record per row.
-    fn page_statement(
-        &self,
-        holds: &TableHolds,
-        page: Page<'_>,
-        careful: bool,
-    ) -> (String, Params) {
-        let a = spi::quote_identifier(&self.anchor);
-        let t = &self.qualified;
-        let mut params = Params::with(self.base_args());
-        let limit = params.push(crate::gucs::batch_size()); // the page's LIMIT
-                                                            // `base`: what makes a row a candidate (rechecked on the version a
-                                                            // change or a lock finds); `conds`: plus the position
-        let base = self.expiry_conditions(true).join("\n   AND ");
-        let mut conds = base.clone();
-        let (order, last_order) = match page {
-            Page::Index(last) => {
-                if let Some((v, tid)) = last {
-                    let pa = params.push(v.arg());
-                    let pt = params.push(tid.clone());
-                    conds.push_str(&format!(
-                        "\n   AND {a} >= {pa} AND ({a} > {pa} OR ctid > CAST({pt} AS pg_catalog.tid))"
-                    ));
-                }
-                (format!("{a}, ctid"), "a DESC, tid DESC")
-            }
-            Page::Window { lo, hi, after } => {
-                let plo = params.push(format!("({lo},0)"));
-                let phi = params.push(format!("({hi},0)"));
-                conds.push_str(&format!(
-                    "\n   AND ctid >= CAST({plo} AS pg_catalog.tid) AND ctid < CAST({phi} AS pg_catalog.tid)",
-                ));
-                if let Some(tid) = after {
-                    let pt = params.push(tid.clone());
-                    conds.push_str(&format!("\n   AND ctid > CAST({pt} AS pg_catalog.tid)"));
-                }
-                ("ctid".to_string(), "tid DESC")
-            }
-        };
-        let held = holds.predicate(&mut params);
-        let held_expr = format!("COALESCE({}, false)", held.as_deref().unwrap_or("false"));
-        let (cand, act) = if self.dry_run {
-            (
-                "SELECT tid, held FROM scan".to_string(),
-                "SELECT 1 FROM scan WHERE NOT held".to_string(),
-            )
-        } else if careful {
-            (
-                format!(
-                    "SELECT ctid AS tid, {held_expr} AS held FROM {t}
-                      WHERE ctid = ANY (ARRAY(SELECT tid FROM scan)) AND {base}
-                      {}",
-                    self.lock_clause()
-                ),
-                self.act_statement("ctid = ANY (ARRAY(SELECT tid FROM cand WHERE NOT held))"),
-            )
-        } else {
-            (
-                "SELECT tid, held FROM scan".to_string(),
-                self.act_statement(&format!(
-                    "ctid = ANY (ARRAY(SELECT tid FROM scan WHERE NOT held))
-                     AND {base} AND NOT {held_expr}"
-                )),
-            )
-        };
-        let sql = format!(
-            "WITH scan AS MATERIALIZED (
-                SELECT ctid AS tid, {a} AS a, {held_expr} AS held
-                  FROM {t}
-                 WHERE {conds}
-                 ORDER BY {order}
-                 LIMIT {limit}
-             ), cand AS (
-                {cand}
-             ), act AS (
-                {act}
-             )
-             SELECT (SELECT pg_catalog.count(*) FROM act),
-                    (SELECT pg_catalog.count(*) FROM cand WHERE held),
-                    (SELECT pg_catalog.count(*) FROM scan),
-                    l.a, CAST(l.tid AS pg_catalog.text)
-               FROM (SELECT 1) AS one
-               LEFT JOIN LATERAL (SELECT a, tid FROM scan ORDER BY {last_order} LIMIT 1) AS l ON true"
-        );
-        (sql, params)
-    }
-
-    /// One whole ctid window `[lo, hi)` (a TID range scan), the shape for
-    /// large backlogs, as the owner with lock_timeout `timeout_ms`, in a
-    /// subtransaction. Returns (acted, held).
-    /// - fast: one plain `DELETE`/`UPDATE` of the window's candidates, each
-    ///   row visited once (a locked row is waited for, bounded by the
-    ///   timeout), counted by SPI (no `RETURNING` to store);
-    /// - careful: lock the window's candidates `SKIP LOCKED`, change those.
-    ///
-    /// The window is sized from the table's statistics to hold about
-    /// `batch_size` rows; when it changes more than `cap` rows, it is rolled
-    /// back (`too_many_rows`) and `next_batch` narrows or pages it.
+    /// One whole ctid window `[lo, hi)` as the owner with lock_timeout
+    /// `timeout_ms`, in a subtransaction. Returns (acted, held). When it
+    /// changes more than `cap` rows it is rolled back (`TooManyRows`) and
+    /// `next_batch` narrows or pages it.
     fn window_batch(
         &self,
         holds: &TableHolds,
         (lo, hi): (i64, i64),
-        careful: bool,
+        shape: Shape,
         timeout_ms: i32,
         cap: Option<i64>,
     ) -> PResult<(i64, i64)> {
-        let t = &self.qualified;
-        let mut params = Params::with(self.base_args());
-        let plo = params.push(format!("({lo},0)"));
-        let phi = params.push(format!("({hi},0)"));
-        let conds = format!(
-            "ctid >= CAST({plo} AS pg_catalog.tid) AND ctid < CAST({phi} AS pg_catalog.tid)
-               AND {}",
-            self.expiry_conditions(false).join("\n   AND ")
-        );
-        let held = holds.predicate(&mut params);
-        let args = params.args();
-        let not_held = match &held {
-            None => String::new(),
-            Some(h) => format!(" AND NOT COALESCE({h}, false)"),
-        };
-        let act = if self.dry_run {
-            format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds}{not_held}")
-        } else if careful {
-            format!(
-                "WITH cand AS (SELECT ctid AS tid FROM {t} WHERE {conds}{not_held} {})
-                 {}",
-                self.lock_clause(),
-                self.act_plain("ctid = ANY (ARRAY(SELECT tid FROM cand))")
-            )
-        } else {
-            self.act_plain(&format!("{conds}{not_held}"))
-        };
-        let held_count = held.map(|h| {
-            format!("SELECT pg_catalog.count(*) FROM {t} WHERE {conds} AND COALESCE({h}, false)")
-        });
-        let dry_run = self.dry_run;
+        let w = self.target.window(holds, lo, hi, shape);
+        let args = w.params.args();
         self.as_owner(timeout_ms, |c| {
-            let acted = if dry_run {
-                c.select(&act, None, args)?
+            let acted = if shape == Shape::Dry {
+                c.select(&w.act, None, args)?
                     .first()
                     .get_one::<i64>()?
                     .unwrap_or(0)
             } else {
-                c.update(&act, None, args)?.len() as i64
+                c.update(&w.act, None, args)?.len() as i64
             };
             if cap.is_some_and(|cap| acted > cap) {
                 // rolled back with the subtransaction
-                return Err(too_many_rows());
+                return Err(PrivacyError::too_many_rows());
             }
-            let held_n = match &held_count {
+            let held_n = match &w.held_count {
                 None => 0,
                 Some(q) => c
                     .select(q, None, args)?
@@ -1036,11 +709,6 @@ impl Run {
         })
     }
 
-    /// $1 = as_of, $2 = keep_for (what `expiry_conditions` refers to).
-    fn base_args(&self) -> Vec<DatumWithOid<'static>> {
-        vec![self.as_of.into(), self.keep_for.into()]
-    }
-
     /// Run `f` as the table's owner, restricted, with lock_timeout
     /// `timeout_ms`, in a subtransaction (rolled back when `f` fails): how
     /// every statement of a run touches the table.
@@ -1049,7 +717,7 @@ impl Run {
         timeout_ms: i32,
         f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> PResult<R>,
     ) -> PResult<R> {
-        crate::subxact::run(|| {
+        crate::sql::subxact::run(|| {
             owner_scope(self.table_owner, timeout_ms).run(|| Spi::connect_mut(f))
         })
     }
@@ -1057,10 +725,10 @@ impl Run {
     /// Execute one statement as the owner with lock_timeout `timeout_ms`,
     /// in a subtransaction. Returns (acted, held, seen, last anchor, last
     /// tid).
-    fn execute(&self, sql: &str, params: Params, timeout_ms: i32) -> PResult<BatchRow> {
-        let anchor_type = self.anchor_type;
+    fn execute(&self, st: Statement, timeout_ms: i32) -> PResult<BatchRow> {
+        let anchor_type = self.target.anchor_type;
         self.as_owner(timeout_ms, |c| {
-            let rows = c.update(sql, None, params.args())?;
+            let rows = c.update(&st.sql, None, st.params.args())?;
             for r in rows {
                 let last = match anchor_type {
                     AnchorType::Date => r.get::<Date>(4)?.map(AnchorValue::Date),
@@ -1089,19 +757,19 @@ impl Run {
     /// this batch changed is released by the batch's timeout before its own
     /// deadlock check could fire (it would be the one to fail); the careful
     /// shape gets the rest of `privacy.lock_timeout` (for the table lock).
-    fn run_statement<T>(&self, exec: impl Fn(bool, i32) -> PResult<T>) -> PResult<T> {
+    fn run_statement<T>(&self, exec: impl Fn(Shape, i32) -> PResult<T>) -> PResult<T> {
         let total = crate::gucs::lock_timeout_ms();
         if self.dry_run {
-            return exec(false, total);
+            return exec(Shape::Dry, total);
         }
         let deadlock = unsafe { pg_sys::DeadlockTimeout }.max(2);
         let fast = total.min(deadlock / 2).max(1);
-        match exec(false, fast) {
+        match exec(Shape::Fast, fast) {
             Err(e)
                 if e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-                    && self.skip_locked =>
+                    && self.target.skip_locked =>
             {
-                exec(true, (total - fast).max(1))
+                exec(Shape::Careful, (total - fast).max(1))
             }
             other => other,
         }
@@ -1110,12 +778,12 @@ impl Run {
     /// The holds of the run's table now (re-read for every batch: one placed
     /// meanwhile counts), their filters validated as the table's owner.
     fn holds(&self) -> PResult<TableHolds> {
-        let (relid, as_of, owner) = (self.relid, self.as_of, self.table_owner);
-        crate::subxact::run(|| {
+        let (relid, as_of, owner) = (self.relid, self.target.as_of, self.table_owner);
+        crate::sql::subxact::run(|| {
             owner_scope(owner, crate::gucs::lock_timeout_ms()).run(|| {
                 let active = ActiveHolds::load(as_of)?;
                 let subject_col = if active.has_subject_holds() {
-                    crate::tags::table_tags(relid)?
+                    crate::labels::tags::table_tags(relid)?
                         .into_iter()
                         .find(|t| t.label.subject)
                 } else {
@@ -1139,7 +807,7 @@ impl Run {
         }
         let limit = crate::gucs::batch_size();
         // the policy's owner may still do this; the table's owner runs it
-        self.table_owner = check_owners(self.relid, self.owner, self.action)?;
+        self.table_owner = check_owners(self.relid, self.owner, self.target.action)?;
         let holds = self.holds()?;
         let holds = &holds;
         self.batches += 1;
@@ -1147,9 +815,8 @@ impl Run {
             Scan::Index { last, full, swept } => {
                 let page = Page::Index(last.as_ref());
                 let (acted, held_n, seen, last_a, last_tid) =
-                    self.run_statement(|careful, timeout| {
-                        let (sql, params) = self.page_statement(holds, page, careful);
-                        self.execute(&sql, params, timeout)
+                    self.run_statement(|shape, timeout| {
+                        self.execute(self.target.page(holds, page, shape, limit), timeout)
                     })?;
                 self.rows += acted;
                 if !swept {
@@ -1201,9 +868,8 @@ impl Run {
                             after: after.as_ref(),
                         };
                         let (acted, held_n, seen, _, tid) =
-                            self.run_statement(|careful, timeout| {
-                                let (sql, params) = self.page_statement(holds, page, careful);
-                                self.execute(&sql, params, timeout)
+                            self.run_statement(|shape, timeout| {
+                                self.execute(self.target.page(holds, page, shape, limit), timeout)
                             })?;
                         if seen >= limit {
                             after = tid;
@@ -1214,8 +880,8 @@ impl Run {
                     } else {
                         let window = (next_block, hi);
                         let cap = (!self.dry_run).then_some(limit);
-                        match self.run_statement(|careful, timeout| {
-                            self.window_batch(holds, window, careful, timeout, cap)
+                        match self.run_statement(|shape, timeout| {
+                            self.window_batch(holds, window, shape, timeout, cap)
                         }) {
                             Ok((acted, held_n)) => {
                                 next_block = hi;
@@ -1229,7 +895,7 @@ impl Run {
                                 }
                                 (acted, held_n)
                             }
-                            Err(e) if is_too_many_rows(&e) => {
+                            Err(e) if e.kind == Kind::TooManyRows => {
                                 // the statistics were off (rolled back): narrower
                                 // windows from here on, pages when one block is too much
                                 if width > 1 {
@@ -1284,26 +950,23 @@ impl Run {
         let o = Outcome {
             run_id: self.id,
             policy: &self.policy,
-            owner: Some(self.owner),
-            by: self.by,
-            as_of: Some(self.as_of),
-            dry_run: self.dry_run,
-            rows: self.rows,
-            held: self.held,
-            batches: self.batches,
-            error: error.clone(),
+            run: RunRecord {
+                owner: Some(self.owner),
+                by: self.by,
+                as_of: Some(self.target.as_of),
+                dry_run: self.dry_run,
+                rows: self.rows,
+                held: self.held,
+                batches: self.batches,
+            },
+            error,
         };
         record(&o)?;
         Ok(RunSummary {
-            run_id: self.id,
-            policy: self.policy.clone(),
-            table: self.relid,
-            action: self.action.as_str().to_string(),
-            status: o.status().to_string(),
             rows: self.rows,
             held: self.held,
+            status: o.status(),
             batches: self.batches,
-            error,
         })
     }
 }
@@ -1317,54 +980,27 @@ pub fn record_failure(run_id: i64, policy: &str, error_text: &str) -> PResult<()
 }
 
 fn record_failure_pinned(run_id: i64, policy: &str, error_text: &str) -> PResult<()> {
-    let known = as_extension_owner(|| {
-        Spi::connect(|c| {
-            let rows = c.select(
-                "SELECT owner::pg_catalog.oid, triggered_by, as_of, dry_run, rows_affected, rows_held, batches
-                   FROM privacy.retention_run_log WHERE run_id = $1",
-                Some(1),
-                &[run_id.into()],
-            )?;
-            for r in rows {
-                return Ok::<_, PrivacyError>(Some((
-                    r.get::<pg_sys::Oid>(1)?,
-                    r.get::<String>(2)?.unwrap_or_default(),
-                    r.get::<TimestampWithTimeZone>(3)?,
-                    r.get::<bool>(4)?.unwrap_or(false),
-                    r.get::<i64>(5)?.unwrap_or(0),
-                    r.get::<i64>(6)?.unwrap_or(0),
-                    r.get::<i32>(7)?.unwrap_or(0),
-                )));
-            }
-            Ok(None)
-        })
+    let known: Option<RunRecord> = as_extension_owner(|| {
+        catalog::one(
+            "SELECT owner::pg_catalog.oid AS owner, triggered_by, as_of, dry_run,
+                    rows_affected, rows_held, batches
+               FROM privacy.retention_run_log WHERE run_id = $1",
+            &[run_id.into()],
+        )
     })?;
-    let (owner, by, as_of, dry_run, rows, held, batches) = match known {
-        Some((o, b, a, d, r, h, n)) => (
-            o,
-            if b == "manual" {
-                TriggeredBy::Manual
-            } else {
-                TriggeredBy::Worker
-            },
-            a,
-            d,
-            r,
-            h,
-            n,
-        ),
-        None => (None, TriggeredBy::Worker, None, false, 0, 0, 0),
-    };
+    let run = known.unwrap_or(RunRecord {
+        owner: None,
+        by: TriggeredBy::Worker,
+        as_of: None,
+        dry_run: false,
+        rows: 0,
+        held: 0,
+        batches: 0,
+    });
     record(&Outcome {
         run_id,
         policy,
-        owner,
-        by,
-        as_of,
-        dry_run,
-        rows,
-        held,
-        batches,
+        run,
         error: Some(error_text.to_string()),
     })
 }
@@ -1399,6 +1035,151 @@ fn close_interrupted_runs_pinned() -> PResult<Vec<String>> {
         )?;
     }
     Ok(open.into_iter().map(|(_, p)| p).collect())
+}
+
+/// A worker run as of its last committed batch. The worker keeps one while
+/// a run is open, so that its exit callback can still record the run when
+/// the process is ended in the middle of a statement (`worker`, SIGTERM).
+#[derive(Clone, Debug)]
+pub struct Progress {
+    run_id: i64,
+    policy: String,
+    owner: pg_sys::Oid,
+    by: TriggeredBy,
+    as_of: TimestampWithTimeZone,
+    dry_run: bool,
+    rows: i64,
+    held: i64,
+    batches: i32,
+}
+
+/// What [`Progress::record_failure_nowait`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Yes,
+    /// the run was no longer `running`: recorded before
+    AlreadyClosed,
+    /// another session holds a lock it needs: left to the next worker's
+    /// start-up (`close_interrupted_runs`)
+    Busy,
+}
+
+impl Progress {
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+
+    /// Record the run as failed with `error` and the counts of its
+    /// committed batches, back its policy off and release its lock, as
+    /// `Run::finish` does — without ever waiting for a lock: this runs while
+    /// the process exits, with interrupts held, where no `lock_timeout` or
+    /// cancel could end a wait. The tables and rows it writes are locked
+    /// first, conditionally; when one is busy nothing is written.
+    pub fn record_failure_nowait(&self, error: &PrivacyError) -> PResult<Recorded> {
+        Scope::pinned()
+            .qualified_names()
+            .run(|| self.record_failure_nowait_pinned(error))
+    }
+
+    fn record_failure_nowait_pinned(&self, error: &PrivacyError) -> PResult<Recorded> {
+        let state = as_extension_owner(|| {
+            for table in [
+                "privacy.retention_run_log",
+                "privacy.retention_policy_defs",
+                "privacy.audit_log",
+            ] {
+                let oid = Spi::get_one_with_args::<pg_sys::Oid>(
+                    "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid",
+                    &[table.into()],
+                )?;
+                let locked = oid.is_some_and(|oid| unsafe {
+                    pg_sys::ConditionalLockRelationOid(oid, pg_sys::RowExclusiveLock as i32)
+                });
+                if !locked {
+                    return Ok(Recorded::Busy);
+                }
+            }
+            let open = Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM privacy.retention_run_log
+                                 WHERE run_id = $1 AND status = 'running')",
+                &[self.run_id.into()],
+            )?
+            .unwrap_or(false);
+            if !open {
+                return Ok(Recorded::AlreadyClosed);
+            }
+            let free = Spi::get_one_with_args::<bool>(
+                "SELECT (SELECT pg_catalog.count(*) FROM
+                           (SELECT 1 FROM privacy.retention_run_log
+                             WHERE run_id = $1 FOR UPDATE SKIP LOCKED) AS r) = 1
+                    AND (NOT EXISTS (SELECT 1 FROM privacy.retention_policy_defs WHERE name = $2)
+                         OR (SELECT pg_catalog.count(*) FROM
+                               (SELECT 1 FROM privacy.retention_policy_defs
+                                 WHERE name = $2 FOR UPDATE SKIP LOCKED) AS p) = 1)",
+                &[self.run_id.into(), self.policy.as_str().into()],
+            )?
+            .unwrap_or(false);
+            Ok(if free { Recorded::Yes } else { Recorded::Busy })
+        })?;
+        if state != Recorded::Yes {
+            return Ok(state);
+        }
+        record(&Outcome {
+            run_id: self.run_id,
+            policy: &self.policy,
+            run: RunRecord {
+                owner: Some(self.owner),
+                by: self.by,
+                as_of: Some(self.as_of),
+                dry_run: self.dry_run,
+                rows: self.rows,
+                held: self.held,
+                batches: self.batches,
+            },
+            error: Some(error_text(error)),
+        })?;
+        Ok(Recorded::Yes)
+    }
+}
+
+/// For the worker, when the transaction of `Run::start` was aborted (a
+/// cancel, the run's time bound): nothing of the start is recorded, and
+/// the session-level policy lock it may have taken is still held. Records a
+/// failed run of `policy` (its policy backs off) and releases the lock.
+pub fn record_failed_start(
+    policy: &str,
+    as_of: TimestampWithTimeZone,
+    error: &PrivacyError,
+) -> PResult<()> {
+    Scope::pinned()
+        .qualified_names()
+        .run(|| record_failed_start_pinned(policy, as_of, error))
+}
+
+fn record_failed_start_pinned(
+    policy: &str,
+    as_of: TimestampWithTimeZone,
+    error: &PrivacyError,
+) -> PResult<()> {
+    let owner = policy::load(policy)?.map(|p| p.owner);
+    record(&Outcome {
+        run_id: next_run_id()?,
+        policy,
+        run: RunRecord {
+            owner,
+            by: TriggeredBy::Worker,
+            as_of: Some(as_of),
+            dry_run: false,
+            rows: 0,
+            held: 0,
+            batches: 0,
+        },
+        error: Some(error_text(error)),
+    })
 }
 
 /// Enabled policies due at `now` (next_run_at <= now), earliest first.
@@ -1452,7 +1233,7 @@ fn runnable_policies() -> PResult<(Vec<String>, usize)> {
     let mut mine = Vec::new();
     let mut skipped = 0;
     for (name, owner) in all {
-        if policies::may_manage(owner)? {
+        if policy::may_manage(owner)? {
             mine.push(name);
         } else {
             skipped += 1;
@@ -1461,7 +1242,8 @@ fn runnable_policies() -> PResult<(Vec<String>, usize)> {
     Ok((mine, skipped))
 }
 
-type RunRow = (
+/// One row of `run_retention`'s result: policy, table, action, rows, held.
+pub type RunRow = (
     String,
     Option<Regclass>,
     Option<String>,
@@ -1479,64 +1261,47 @@ fn warn_failed(policy: &str, e: &PrivacyError) {
     .report(pgrx::PgLogLevel::WARNING);
 }
 
-/// `privacy.run_retention(policy, as_of, dry_run)`.
-#[pg_extern(volatile, parallel_unsafe)]
-fn run_retention(
-    policy: default!(Option<String>, "NULL"),
-    as_of: default!(Option<TimestampWithTimeZone>, "now()"),
-    dry_run: default!(Option<bool>, "false"),
-) -> TableIterator<
-    'static,
-    (
-        name!(policy, String),
-        name!(table_name, Option<Regclass>),
-        name!(action, Option<String>),
-        name!(rows, Option<i64>),
-        name!(held, Option<i64>),
-    ),
-> {
-    let rows = audit::entry("run_retention", || -> PResult<Vec<RunRow>> {
-        let as_of = as_of.ok_or_else(|| PrivacyError::null_value("as_of"))?;
-        let dry_run = dry_run.ok_or_else(|| PrivacyError::null_value("dry_run"))?;
-        let names = match &policy {
-            Some(name) => {
-                let p = policies::require(name)?;
-                policies::require_manage(&p, "run")?;
-                vec![p.name]
+/// `run_retention(policy, as_of, dry_run)`: one policy, or (`None`) every
+/// enabled policy the current role may run; one row per policy.
+pub fn run_retention(
+    policy: Option<&str>,
+    as_of: TimestampWithTimeZone,
+    dry_run: bool,
+) -> PResult<Vec<RunRow>> {
+    let names = match policy {
+        Some(name) => {
+            let p = policy::require(name)?;
+            policy::require_manage(&p, "run")?;
+            vec![p.name]
+        }
+        None => {
+            let (mine, skipped) = runnable_policies()?;
+            if skipped > 0 {
+                pgrx::notice!(
+                    "skipping {skipped} retention policies owned by roles whose privileges {} does not have",
+                    security::current_role_name()
+                );
             }
-            None => {
-                let (mine, skipped) = runnable_policies()?;
-                if skipped > 0 {
-                    pgrx::notice!(
-                        "skipping {skipped} retention policies owned by roles whose privileges {} does not have",
-                        security::current_role_name()
-                    );
-                }
-                mine
-            }
+            mine
+        }
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let p = policy::load(&name)?;
+        let (relid, action) = match &p {
+            Some(p) => (Some(Regclass(p.relid)), Some(p.action.as_str().to_string())),
+            None => (None, None),
         };
-        let mut out = Vec::new();
-        for name in names {
-            let p = policies::load(&name)?;
-            let (relid, action) = match &p {
-                Some(p) => (Some(Regclass(p.relid)), Some(p.action.as_str().to_string())),
-                None => (None, None),
-            };
-            match run_policy(&name, as_of, dry_run, TriggeredBy::Manual) {
-                Ok(s) => out.push((name, relid, action, Some(s.rows), Some(s.held))),
-                Err(e) => {
-                    if policy.is_some()
-                        && e.code == pgrx::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
-                        && e.message.contains("already running")
-                    {
-                        return Err(e);
-                    }
-                    warn_failed(&name, &e);
-                    out.push((name, relid, action, None, None));
+        match run_policy(&name, as_of, dry_run, TriggeredBy::Manual) {
+            Ok(s) => out.push((name, relid, action, Some(s.rows), Some(s.held))),
+            Err(e) => {
+                if policy.is_some() && e.kind == Kind::AlreadyRunning {
+                    return Err(e);
                 }
+                warn_failed(&name, &e);
+                out.push((name, relid, action, None, None));
             }
         }
-        Ok(out)
-    });
-    TableIterator::new(rows)
+    }
+    Ok(out)
 }

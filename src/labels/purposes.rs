@@ -4,9 +4,9 @@
 //! the extension owner). `define_purpose` is an upsert; `drop_purpose` refuses
 //! (2BP01) while a column tag or a retention policy still names the purpose.
 
+use super::grammar;
 use crate::audit;
 use crate::error::{PResult, PrivacyError};
-use crate::labels;
 use crate::security::as_extension_owner;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -64,52 +64,43 @@ pub fn require(name: &str) -> PResult<String> {
     }
 }
 
-/// `privacy.define_purpose(name, description, legal_basis)`: create or update.
-#[pg_extern(volatile, parallel_unsafe)]
-fn define_purpose(
-    name: Option<String>,
-    description: default!(Option<String>, "NULL"),
-    legal_basis: default!(Option<String>, "'consent'"),
-) {
-    audit::entry("define_purpose", || {
-        let name = normalize_name(&name.ok_or_else(|| PrivacyError::null_value("name"))?)?;
-        let basis = legal_basis.ok_or_else(|| PrivacyError::null_value("legal_basis"))?;
-        let basis_norm = basis.trim().to_ascii_lowercase();
-        if !LEGAL_BASES.contains(&basis_norm.as_str()) {
-            return Err(PrivacyError::invalid_parameter(format!(
-                "invalid legal basis \"{basis}\""
-            ))
-            .with_hint(format!(
-                "The legal basis is one of: {}.",
-                LEGAL_BASES.join(", ")
-            )));
-        }
-        let created = as_extension_owner(|| {
-            Ok(Spi::get_one_with_args::<bool>(
-                "INSERT INTO privacy.purposes AS p (name, description, legal_basis)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE
-                    SET description = EXCLUDED.description, legal_basis = EXCLUDED.legal_basis,
-                        updated_at = pg_catalog.now()
-                 RETURNING (xmax = 0)",
-                &[
-                    name.as_str().into(),
-                    description.clone().into(),
-                    basis_norm.as_str().into(),
-                ],
-            )?
-            .unwrap_or(true))
-        })?;
-        audit::record(
-            if created {
-                "define_purpose"
-            } else {
-                "update_purpose"
-            },
-            &name,
-            json!({ "description": description, "legal_basis": basis_norm }),
-        )
-    })
+/// `define_purpose(name, description, legal_basis)`: create or update.
+pub fn define(name: &str, description: Option<String>, legal_basis: &str) -> PResult<()> {
+    let name = normalize_name(name)?;
+    let basis = legal_basis;
+    let basis_norm = basis.trim().to_ascii_lowercase();
+    if !LEGAL_BASES.contains(&basis_norm.as_str()) {
+        return Err(
+            PrivacyError::invalid_parameter(format!("invalid legal basis \"{basis}\"")).with_hint(
+                format!("The legal basis is one of: {}.", LEGAL_BASES.join(", ")),
+            ),
+        );
+    }
+    let created = as_extension_owner(|| {
+        Ok(Spi::get_one_with_args::<bool>(
+            "INSERT INTO privacy.purposes AS p (name, description, legal_basis)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE
+                SET description = EXCLUDED.description, legal_basis = EXCLUDED.legal_basis,
+                    updated_at = pg_catalog.now()
+             RETURNING (xmax = 0)",
+            &[
+                name.as_str().into(),
+                description.clone().into(),
+                basis_norm.as_str().into(),
+            ],
+        )?
+        .unwrap_or(true))
+    })?;
+    audit::record(
+        if created {
+            "define_purpose"
+        } else {
+            "update_purpose"
+        },
+        &name,
+        json!({ "description": description, "legal_basis": basis_norm }),
+    )
 }
 
 /// Columns whose tag names the purpose, as `table.column` strings.
@@ -128,7 +119,7 @@ fn columns_using(purpose: &str) -> PResult<Vec<String>> {
         let mut out = Vec::new();
         for r in rows {
             let label: String = r.get(3)?.unwrap_or_default();
-            if labels::parse(&label).is_ok_and(|l| l.purposes.iter().any(|p| p == purpose)) {
+            if grammar::parse(&label).is_ok_and(|l| l.purposes.iter().any(|p| p == purpose)) {
                 out.push((
                     r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::Oid::INVALID),
                     r.get::<String>(2)?.unwrap_or_default(),
@@ -146,36 +137,33 @@ fn columns_using(purpose: &str) -> PResult<Vec<String>> {
     Ok(cols)
 }
 
-/// `privacy.drop_purpose(name)`: 2BP01 while a column or a policy uses it.
-#[pg_extern(volatile, parallel_unsafe)]
-fn drop_purpose(name: Option<String>) {
-    audit::entry("drop_purpose", || {
-        let name = require(&name.ok_or_else(|| PrivacyError::null_value("name"))?)?;
-        let cols = columns_using(&name)?;
-        if !cols.is_empty() {
-            return Err(PrivacyError::dependent_objects(format!(
-                "cannot drop purpose \"{name}\" because columns are tagged with it"
-            ))
-            .with_detail(format!("Tagged columns: {}.", cols.join(", ")))
-            .with_hint("Retag or untag those columns first."));
-        }
-        let policies = crate::policies::policies_using_purpose(&name)?;
-        if !policies.is_empty() {
-            return Err(PrivacyError::dependent_objects(format!(
-                "cannot drop purpose \"{name}\" because retention policies use it"
-            ))
-            .with_detail(format!("Retention policies: {}.", policies.join(", ")))
-            .with_hint("Drop those policies first."));
-        }
-        as_extension_owner(|| {
-            Spi::run_with_args(
-                "DELETE FROM privacy.purposes WHERE name = $1",
-                &[name.as_str().into()],
-            )?;
-            Ok(())
-        })?;
-        audit::record("drop_purpose", &name, json!({}))
-    })
+/// `drop_purpose(name)`: 2BP01 while a column or a policy uses it.
+pub fn drop(name: &str) -> PResult<()> {
+    let name = require(name)?;
+    let cols = columns_using(&name)?;
+    if !cols.is_empty() {
+        return Err(PrivacyError::dependent_objects(format!(
+            "cannot drop purpose \"{name}\" because columns are tagged with it"
+        ))
+        .with_detail(format!("Tagged columns: {}.", cols.join(", ")))
+        .with_hint("Retag or untag those columns first."));
+    }
+    let policies = crate::catalog::policies_using_purpose(&name)?;
+    if !policies.is_empty() {
+        return Err(PrivacyError::dependent_objects(format!(
+            "cannot drop purpose \"{name}\" because retention policies use it"
+        ))
+        .with_detail(format!("Retention policies: {}.", policies.join(", ")))
+        .with_hint("Drop those policies first."));
+    }
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "DELETE FROM privacy.purposes WHERE name = $1",
+            &[name.as_str().into()],
+        )?;
+        Ok(())
+    })?;
+    audit::record("drop_purpose", &name, json!({}))
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@
 //! learns nothing but the boolean.
 
 use crate::audit;
-use crate::error::{OrRaise, PResult, PrivacyError};
-use crate::purposes;
+use crate::error::{PResult, PrivacyError};
+use crate::labels::purposes;
 use crate::security::as_extension_owner;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -23,78 +23,61 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 
-fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
-    v.ok_or_else(|| PrivacyError::null_value(what))
-}
-
-/// `privacy.object_to_purpose(subject, purpose)`: the subject opts out of the
+/// `object_to_purpose(subject, purpose)`: the subject opts out of the
 /// purpose. Idempotent: objecting twice keeps the first objection's time.
-#[pg_extern(volatile, parallel_unsafe)]
-fn object_to_purpose(subject: Option<&str>, purpose: Option<&str>) {
-    audit::entry("object_to_purpose", || {
-        let subject = need(subject, "subject")?;
-        let purpose = purposes::require(need(purpose, "purpose")?)?;
-        let pseudonym = crate::subject::pseudonym(subject)?;
-        let created = as_extension_owner(|| {
-            Ok(crate::sql::opt_mut::<bool>(
-                "INSERT INTO privacy.objections (subject, purpose) VALUES ($1, $2)
-                 ON CONFLICT (subject, purpose) DO NOTHING RETURNING true",
-                &[subject.into(), purpose.as_str().into()],
-            )?
-            .unwrap_or(false))
-        })?;
-        audit::record(
-            "object_to_purpose",
-            &purpose,
-            json!({ "subject_pseudonym": pseudonym, "already_objected": !created }),
-        )
-    })
+pub fn object_to_purpose(subject: &str, purpose: &str) -> PResult<()> {
+    let purpose = purposes::require(purpose)?;
+    let pseudonym = crate::keys::subject_pseudonym(subject)?;
+    let created = as_extension_owner(|| {
+        Ok(crate::sql::opt_mut::<bool>(
+            "INSERT INTO privacy.objections (subject, purpose) VALUES ($1, $2)
+             ON CONFLICT (subject, purpose) DO NOTHING RETURNING true",
+            &[subject.into(), purpose.as_str().into()],
+        )?
+        .unwrap_or(false))
+    })?;
+    audit::record(
+        "object_to_purpose",
+        &purpose,
+        json!({ "subject_pseudonym": pseudonym, "already_objected": !created }),
+    )
 }
 
-/// `privacy.withdraw_objection(subject, purpose)`: the subject opts back in.
+/// `withdraw_objection(subject, purpose)`: the subject opts back in.
 /// Idempotent for a defined purpose; an objection to a purpose that has since
 /// been dropped can still be withdrawn.
-#[pg_extern(volatile, parallel_unsafe)]
-fn withdraw_objection(subject: Option<&str>, purpose: Option<&str>) {
-    audit::entry("withdraw_objection", || {
-        let subject = need(subject, "subject")?;
-        let purpose = purposes::normalize_name(need(purpose, "purpose")?)?;
-        let pseudonym = crate::subject::pseudonym(subject)?;
-        let existed = as_extension_owner(|| {
-            Ok(crate::sql::opt_mut::<bool>(
-                "DELETE FROM privacy.objections WHERE subject = $1 AND purpose = $2 RETURNING true",
-                &[subject.into(), purpose.as_str().into()],
-            )?
-            .unwrap_or(false))
-        })?;
-        if !existed {
-            purposes::require(&purpose)?;
-        }
-        audit::record(
-            "withdraw_objection",
-            &purpose,
-            json!({ "subject_pseudonym": pseudonym, "had_objected": existed }),
-        )
-    })
+pub fn withdraw_objection(subject: &str, purpose: &str) -> PResult<()> {
+    let purpose = purposes::normalize_name(purpose)?;
+    let pseudonym = crate::keys::subject_pseudonym(subject)?;
+    let existed = as_extension_owner(|| {
+        Ok(crate::sql::opt_mut::<bool>(
+            "DELETE FROM privacy.objections WHERE subject = $1 AND purpose = $2 RETURNING true",
+            &[subject.into(), purpose.as_str().into()],
+        )?
+        .unwrap_or(false))
+    })?;
+    if !existed {
+        purposes::require(&purpose)?;
+    }
+    audit::record(
+        "withdraw_objection",
+        &purpose,
+        json!({ "subject_pseudonym": pseudonym, "had_objected": existed }),
+    )
 }
 
-/// `privacy.may_process(subject, purpose)`: FALSE when the subject objected
+/// `may_process(subject, purpose)`: FALSE when the subject objected
 /// to the purpose, TRUE otherwise. A NULL subject (a row that identifies
 /// nobody) cannot have objected: TRUE. An unknown purpose is an error (42704),
 /// so a misspelt purpose in a policy fails loudly instead of allowing all.
-#[pg_extern(stable, parallel_safe)]
-fn may_process(subject: Option<&str>, purpose: Option<&str>) -> bool {
+pub fn may_process(subject: Option<&str>, purpose: &str) -> PResult<bool> {
     // no SQL here (index probes only): nothing a search_path could redirect
-    (|| -> PResult<bool> {
-        let purpose = need(purpose, "purpose")?;
-        let purpose: Cow<str> = if is_normalized(purpose) {
-            Cow::Borrowed(purpose)
-        } else {
-            Cow::Owned(purposes::normalize_name(purpose)?)
-        };
-        with_statement_cache(|cache| cache.may_process(subject, &purpose))
-    })()
-    .or_raise()
+    let purpose: Cow<str> = if is_normalized(purpose) {
+        Cow::Borrowed(purpose)
+    } else {
+        Cow::Owned(purposes::normalize_name(purpose)?)
+    };
+    with_statement_cache(|cache| cache.may_process(subject, &purpose))
 }
 
 /// The common case, without allocating: an already lower-case plain

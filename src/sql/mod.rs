@@ -9,6 +9,11 @@
 //! unchanged, as a parameter of another (e.g. foreign-key columns read as
 //! one table's owner and matched as another's).
 
+mod params;
+pub mod subxact;
+
+pub use params::Params;
+
 use crate::error::PResult;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -49,30 +54,6 @@ pub fn opt_mut<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid]) -> 
             None => Ok(None),
         }
     })
-}
-
-/// The parameters of one generated statement: each value pushed gets the
-/// next `$n`, which the statement's text refers to.
-#[derive(Default)]
-pub struct Params {
-    args: Vec<DatumWithOid<'static>>,
-}
-
-impl Params {
-    /// Parameters `$1`… already numbered by the caller.
-    pub fn with(args: Vec<DatumWithOid<'static>>) -> Params {
-        Params { args }
-    }
-
-    /// Add a value; returns its placeholder (`$n`).
-    pub fn push(&mut self, value: impl Into<DatumWithOid<'static>>) -> String {
-        self.args.push(value.into());
-        format!("${}", self.args.len())
-    }
-
-    pub fn args(&self) -> &[DatumWithOid<'static>] {
-        &self.args
-    }
 }
 
 /// A non-NULL value of any type, copied out of an SPI result into the
