@@ -13,8 +13,23 @@
 //! | `privacy.root_key_command` | ''    | postmaster | command printing the root key (see `rootkey`) |
 //! | `privacy.previous_root_key_command` | '' | postmaster | the old root key, during a rotation |
 
+//! | `privacy.require_tags`   | off     | SUSET   | new personal-looking columns must be tagged (off, warn, error) |
+
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::PostgresGucEnum;
 use std::ffi::CString;
+
+/// `privacy.require_tags`: what happens to a new column that looks personal
+/// and has no tag (see `require_tags`).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RequireTags {
+    #[name = c"off"]
+    Off,
+    #[name = c"warn"]
+    Warn,
+    #[name = c"error"]
+    Error,
+}
 
 static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -31,6 +46,7 @@ static RUN_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(3_600_000);
 static ROOT_KEY_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static PREVIOUS_ROOT_KEY_COMMAND: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
+static REQUIRE_TAGS: GucSetting<RequireTags> = GucSetting::<RequireTags>::new(RequireTags::Off);
 
 pub fn init() {
     // PostgreSQL refuses a new postmaster-level setting after startup (a
@@ -129,6 +145,14 @@ pub fn init() {
         root_key_context(),
         GucFlags::SUPERUSER_ONLY,
     );
+    GucRegistry::define_enum_guc(
+        c"privacy.require_tags",
+        c"Whether a new column that looks personal must be tagged (off, warn, error).",
+        c"warn: a warning when CREATE TABLE or ALTER TABLE ADD COLUMN makes such a column; error: its transaction fails at commit until the column is tagged (or marked NOT PERSONAL).",
+        &REQUIRE_TAGS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"privacy".as_ptr()) };
 }
 
@@ -174,4 +198,8 @@ pub fn root_key_command() -> Option<String> {
 
 pub fn previous_root_key_command() -> Option<String> {
     string_setting(&PREVIOUS_ROOT_KEY_COMMAND)
+}
+
+pub fn require_tags() -> RequireTags {
+    REQUIRE_TAGS.get()
 }

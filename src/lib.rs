@@ -21,6 +21,8 @@
 //! | `subject`   | data subject rights: export, erasure, objections            |
 //! | `worker`    | the background launcher and per-database workers            |
 //! | `api`       | the thin `#[pg_extern]` SQL functions, one file per area    |
+//! | `reports`   | `lint`, `processing_record`, declarations, Art. 15 export additions |
+//! | `require_tags` | the `privacy.require_tags` event trigger (privacy by default) |
 
 use pgrx::prelude::*;
 
@@ -35,6 +37,8 @@ mod rootkey;
 pub mod keys;
 mod labels;
 mod retention;
+mod reports;
+mod require_tags;
 mod subject;
 mod worker;
 mod api;
@@ -59,6 +63,11 @@ extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["schema"]);
 extension_sql_file!(
     "../sql/retention.sql",
     name = "retention",
+    requires = ["schema"]
+);
+extension_sql_file!(
+    "../sql/reports.sql",
+    name = "reports",
     requires = ["schema"]
 );
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);

@@ -13,15 +13,25 @@ use serde_json::{json, Map, Value};
 /// `export_subject(subject)`: everything tagged that the database
 /// holds about the subject, as one jsonb document.
 pub fn export_subject(subject: &str) -> PResult<JsonB> {
+    Ok(JsonB(export_logged(subject, None)?))
+}
+
+/// An export, audited and logged like every export; `format` (e.g.
+/// `markdown`) is recorded with it when the document is rendered.
+pub fn export_logged(subject: &str, format: Option<&str>) -> PResult<Value> {
     let pseudonym = pseudonym(subject)?;
-    audit::logged("export_subject", &pseudonym, &json!({}), || {
+    let extra = match format {
+        Some(f) => json!({ "format": f }),
+        None => json!({}),
+    };
+    audit::logged("export_subject", &pseudonym, &extra, || {
         let (doc, rows) = export(subject)?;
-        audit::record(
-            "export_subject",
-            &pseudonym,
-            json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows }),
-        )?;
-        Ok(JsonB(doc))
+        let mut details = json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows });
+        if let Some(f) = format {
+            details["format"] = json!(f);
+        }
+        audit::record("export_subject", &pseudonym, details)?;
+        Ok(doc)
     })
 }
 
@@ -44,13 +54,12 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
         .unwrap_or(Value::Null);
     let mut out_tables = Map::new();
     let mut total = 0;
+    // Art. 15 (legal bases, retention, objections…): reports::access
+    let mut access = crate::reports::access::Context::load()?;
     for t in &tables {
         let mut columns = Map::new();
         for c in &t.tags {
-            columns.insert(
-                c.name.clone(),
-                json!({ "purposes": c.label.purposes, "category": c.label.category }),
-            );
+            columns.insert(c.name.clone(), access.column(t.relid, &c.label)?);
         }
         let rows = match &t.predicate {
             Some(pred) => export_rows(t, pred)?,
@@ -59,13 +68,13 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
         total += rows.len();
         out_tables.insert(
             t.key.clone(),
-            json!({ "columns": Value::Object(columns), "rows": rows }),
+            json!({ "columns": Value::Object(columns), "rows": rows,
+                    "retention": access.table_retention(t.relid)? }),
         );
     }
-    Ok((
-        json!({ "subject": subject, "exported_at": exported_at, "tables": Value::Object(out_tables) }),
-        total,
-    ))
+    let mut doc = json!({ "subject": subject, "exported_at": exported_at, "tables": Value::Object(out_tables) });
+    access.complete(&mut doc, subject)?;
+    Ok((doc, total))
 }
 
 /// The subject's rows of one table, tagged columns only, each value as

@@ -3,6 +3,7 @@
 
 mod errors;
 mod keys;
+mod reports;
 #[cfg(test)] // plain #[test]s: not in the library `cargo pgrx test` installs
 mod layers;
 mod retention;
