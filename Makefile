@@ -12,7 +12,7 @@ export PGRX_HOME := $(CURDIR)/pgrx-config
 # Installing the extension writes into PostgreSQL's system directories: one
 # build at a time (several checkouts on one machine share them).
 LOCK         := flock /tmp/pg_privacy-install.lock
-APT_PACKAGES := postgresql-15 postgresql-contrib postgresql-server-dev-15 libclang-dev clang sudo pkg-config
+APT_PACKAGES := postgresql-15 postgresql-contrib postgresql-server-dev-15 libclang-dev clang sudo pkg-config python3-cryptography
 # Clusters and pgrx's test data live outside the checkout, where the postgres
 # user can always reach them (same rule as tests/lib.sh).
 RUN_DIR      := $(or $(PG_PRIVACY_RUN_DIR),/tmp/pg_privacy-$(shell printf %s "$(CURDIR)" | md5sum | cut -c1-8))

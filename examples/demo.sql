@@ -13,4 +13,6 @@
 
 \ir demo/50_subject.sql
 
+\ir demo/60_reports.sql
+
 \ir demo/90_audit.sql

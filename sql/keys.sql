@@ -1,26 +1,31 @@
 -- pg_privacy: keys and keyed-hash pseudonymization (see src/keys.rs, src/pseudonym.rs).
 
--- The secrets. Readable and writable by the extension owner only: pg_privacy
--- reads them in Rust as the owner and never returns them. No CHECK or NOT
--- NULL constraint on `secret`: a violation would print the failing row (and
--- so the secret) in the error detail; the Rust code validates instead.
--- A retired version keeps its row for the history but its secret is
--- destroyed (set to NULL) at rotation.
+-- The secrets, wrapped: `wrapped_secret` is the secret encrypted and
+-- authenticated under the root key (AES-256-GCM, bound to name and version;
+-- see src/rootkey.rs), which never enters the database, and
+-- `root_key_fingerprint` names that root key. No clear secret is stored, so
+-- the table's pages, the WAL, base backups and dumps hold only the wrapped
+-- form. Readable and writable by the extension owner only: pg_privacy reads
+-- it in Rust as the owner and never returns a secret. No CHECK or NOT NULL
+-- constraint on `wrapped_secret`: the Rust code validates instead. A retired
+-- version keeps its row for the history but its secret is destroyed (set to
+-- NULL) at rotation.
 CREATE TABLE privacy.key_secrets (
     name        text NOT NULL,
     version     integer NOT NULL,
-    secret      bytea,
+    wrapped_secret bytea,
     fingerprint text NOT NULL,
     active      boolean NOT NULL DEFAULT true,
     created_at  timestamptz NOT NULL DEFAULT now(),
     retired_at  timestamptz,
+    root_key_fingerprint text,
     PRIMARY KEY (name, version)
 );
 CREATE UNIQUE INDEX key_secrets_one_active ON privacy.key_secrets (name) WHERE active;
 COMMENT ON TABLE privacy.key_secrets IS 'pg_privacy key secrets: readable by the extension owner only; use the view privacy.keys';
 REVOKE ALL ON privacy.key_secrets FROM PUBLIC;
--- A dump carries the keys (pseudonyms stay the same after a restore): dumps
--- therefore contain secrets and must be protected like the keys themselves.
+-- A dump carries the wrapped keys: a restore on a server with the same root
+-- key gives the same pseudonyms; without it the keys are refused.
 SELECT pg_catalog.pg_extension_config_dump('privacy.key_secrets', '');
 
 -- Everything about the keys but the secrets. A view runs with its owner's
@@ -31,6 +36,15 @@ SELECT name, version, created_at, active, fingerprint
 COMMENT ON VIEW privacy.keys IS 'Keys and their versions: name, version, created_at, active, fingerprint (never the secret)';
 REVOKE ALL ON privacy.keys FROM PUBLIC;
 GRANT SELECT ON privacy.keys TO PUBLIC;
+
+-- Which root key wraps each secret (by fingerprint). Retired versions have
+-- no secret left, so no root key.
+CREATE VIEW privacy.key_wrapping AS
+SELECT name, version, active, fingerprint, root_key_fingerprint
+  FROM privacy.key_secrets;
+COMMENT ON VIEW privacy.key_wrapping IS 'Key versions and the fingerprint of the root key that wraps their secret (compare with privacy.root_key_fingerprint())';
+REVOKE ALL ON privacy.key_wrapping FROM PUBLIC;
+GRANT SELECT ON privacy.key_wrapping TO PUBLIC;
 
 -- The pseudonymization functions (version-1 C functions in src/pseudonym.rs).
 -- STABLE: the result depends on a key that can be rotated. STRICT: NULL in,

@@ -10,8 +10,26 @@
 //! | `privacy.max_workers`    | 4       | SIGHUP  | per-database workers the launcher runs    |
 //! | `privacy.batch_delay`    | 0       | SIGHUP  | worker's pause between two batches (throttle) |
 //! | `privacy.run_timeout`    | 1h      | SIGHUP  | longest worker run; 0 = no bound          |
+//! | `privacy.root_key_command` | ''    | postmaster | command printing the root key (see `rootkey`) |
+//! | `privacy.previous_root_key_command` | '' | postmaster | the old root key, during a rotation |
+
+//! | `privacy.require_tags`   | off     | SUSET   | new personal-looking columns must be tagged (off, warn, error) |
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::PostgresGucEnum;
+use std::ffi::CString;
+
+/// `privacy.require_tags`: what happens to a new column that looks personal
+/// and has no tag (see `require_tags`).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RequireTags {
+    #[name = c"off"]
+    Off,
+    #[name = c"warn"]
+    Warn,
+    #[name = c"error"]
+    Error,
+}
 
 static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 static NAPTIME_S: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -25,8 +43,24 @@ static BATCH_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// database's retention for long. A long run cut by it keeps its committed
 /// batches and the next run goes on from there.
 static RUN_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(3_600_000);
+static ROOT_KEY_COMMAND: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static PREVIOUS_ROOT_KEY_COMMAND: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+static REQUIRE_TAGS: GucSetting<RequireTags> = GucSetting::<RequireTags>::new(RequireTags::Off);
 
 pub fn init() {
+    // PostgreSQL refuses a new postmaster-level setting after startup (a
+    // backend that loads the library on demand): there the root key settings
+    // are defined at SIGHUP level, only so their postgresql.conf lines are
+    // accepted; such a backend never runs the commands (see `rootkey`).
+    let preloading = unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress };
+    let root_key_context = || {
+        if preloading {
+            GucContext::Postmaster
+        } else {
+            GucContext::Sighup
+        }
+    };
     GucRegistry::define_int_guc(
         c"privacy.run_timeout",
         c"Longest time one retention run of the pg_privacy worker may take.",
@@ -95,6 +129,30 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"privacy.root_key_command",
+        c"Command that prints pg_privacy's root key (64 hex digits) on its standard output.",
+        c"Run once by the postmaster at start when pg_privacy is in shared_preload_libraries; the root key wraps every key secret and never enters the database.",
+        &ROOT_KEY_COMMAND,
+        root_key_context(),
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"privacy.previous_root_key_command",
+        c"Command that prints pg_privacy's previous root key, during a root key rotation.",
+        c"Secrets wrapped under it can still be read, and privacy.rotate_root_key() rewraps them under the current root key.",
+        &PREVIOUS_ROOT_KEY_COMMAND,
+        root_key_context(),
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_enum_guc(
+        c"privacy.require_tags",
+        c"Whether a new column that looks personal must be tagged (off, warn, error).",
+        c"warn: a warning when CREATE TABLE or ALTER TABLE ADD COLUMN makes such a column; error: its transaction fails at commit until the column is tagged (or marked NOT PERSONAL).",
+        &REQUIRE_TAGS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"privacy".as_ptr()) };
 }
 
@@ -142,6 +200,22 @@ pub fn run_timeout_ms() -> Option<u64> {
 
 pub fn max_workers() -> usize {
     MAX_WORKERS.get().max(1) as usize
+}
+
+fn string_setting(s: &GucSetting<Option<CString>>) -> Option<String> {
+    s.get().map(|c| c.to_string_lossy().into_owned())
+}
+
+pub fn root_key_command() -> Option<String> {
+    string_setting(&ROOT_KEY_COMMAND)
+}
+
+pub fn previous_root_key_command() -> Option<String> {
+    string_setting(&PREVIOUS_ROOT_KEY_COMMAND)
+}
+
+pub fn require_tags() -> RequireTags {
+    REQUIRE_TAGS.get()
 }
 
 #[cfg(test)]

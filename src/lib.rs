@@ -14,12 +14,15 @@
 //! | `types`     | `regclass` and `name` SQL types                             |
 //! | `catalog`   | typed catalog reads                                         |
 //! | `audit`     | `privacy.audit_log`, audit lines in the server log, SQL entry points |
+//! | `rootkey`   | the root key (outside the database), secret wrapping        |
 //! | `keys`      | key store, per-backend HMAC cache, key admin, `pseudonymize*` |
 //! | `labels`    | label grammar, methods, tag readers, purposes, the label provider |
 //! | `retention` | filters, holds, anonymization SQL, policies, the run engine |
 //! | `subject`   | data subject rights: export, erasure, objections            |
 //! | `worker`    | the background launcher and per-database workers            |
 //! | `api`       | the thin `#[pg_extern]` SQL functions, one file per area    |
+//! | `reports`   | `lint`, `processing_record`, declarations, Art. 15 export additions |
+//! | `require_tags` | the `privacy.require_tags` event trigger (privacy by default) |
 
 use pgrx::prelude::*;
 
@@ -30,9 +33,12 @@ mod security;
 mod types;
 mod catalog;
 mod audit;
+mod rootkey;
 pub mod keys;
 mod labels;
 mod retention;
+mod reports;
+mod require_tags;
 mod subject;
 mod worker;
 mod api;
@@ -59,11 +65,17 @@ extension_sql_file!(
     name = "retention",
     requires = ["schema"]
 );
+extension_sql_file!(
+    "../sql/reports.sql",
+    name = "reports",
+    requires = ["schema"]
+);
 extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    rootkey::load_at_start();
     labels::provider::init();
     worker::init();
 }
@@ -74,6 +86,12 @@ pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
 
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec!["shared_preload_libraries = 'pg_privacy'"]
+        // the root keys of the test cluster (fixed, like tests/lib.sh's):
+        // the previous one lets the rotation test rewrap secrets
+        vec![
+            "shared_preload_libraries = 'pg_privacy'",
+            "privacy.root_key_command = 'echo 5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0'",
+            "privacy.previous_root_key_command = 'echo 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'",
+        ]
     }
 }

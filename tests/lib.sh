@@ -28,6 +28,71 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 PY
 }
 
+# The root key of pg_privacy (issue 18): every cluster gets one, in a file
+# outside its data directory (so base backups do not carry it), read by
+# privacy.root_key_command. All clusters share TEST_ROOT_KEY by default, so a
+# dump or backup of one restores on another; root_key_write gives a cluster
+# another one (restart it to load it), and a cluster started with the extra
+# line "privacy.root_key_command = ''" has none.
+TEST_ROOT_KEY=${TEST_ROOT_KEY:-8c3f1e0d2b4a69587766a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f7}
+# root_key_write NAME HEX: the cluster's root key file
+root_key_write() {
+    local f=$CLUSTERS/$1/root.key
+    as_pg bash -c "umask 077 && printf '%s\n' '$2' >'$f'"
+}
+# root_key_file NAME: its path
+root_key_file() { echo "$CLUSTERS/$1/root.key"; }
+
+# traces HEX FILE-OR-DIR...: how many files (directories: searched
+# recursively) hold the value, as raw bytes or
+# as hex text (a dump writes bytea as hex)
+traces() {
+    local hex=$1; shift
+    python3 - "$hex" "$@" <<'PY'
+import os, sys
+hexv = sys.argv[1]
+needles = [bytes.fromhex(hexv), hexv.encode(), hexv.upper().encode()]
+n = 0
+def scan(path):
+    global n
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return
+    if any(x in data for x in needles):
+        n += 1
+for p in sys.argv[2:]:
+    if os.path.isdir(p):
+        for root, _, files in os.walk(p):
+            for name in files:
+                scan(os.path.join(root, name))
+    else:
+        scan(p)
+print(n)
+PY
+}
+
+# key_secret_hex NAME DB KEY: the clear active secret of KEY, unwrapped
+# outside the server with the cluster's root key file by an independent
+# implementation (Python: hmac + cryptography's AES-GCM) of the format in
+# src/rootkey.rs. Empty when the key does not exist.
+key_secret_hex() {
+    local row
+    row=$(sql_value "$1" "$2" "SELECT version || ' ' || encode(wrapped_secret, 'hex') FROM privacy.key_secrets WHERE name = '$3' AND active")
+    [ -n "$row" ] || return 0
+    python3 - "$(root_key_file "$1")" "$3" $row <<'PY'
+import hashlib, hmac, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+root = bytes.fromhex(open(sys.argv[1]).read().strip())
+name, version, wrapped = sys.argv[2], int(sys.argv[3]), bytes.fromhex(sys.argv[4])
+kek = hmac.new(root, b"pg_privacy root key: key wrapping, v1", hashlib.sha256).digest()
+aad = b"pg_privacy key secret, v1\x00\x01" + name.encode() + b"\x00" + version.to_bytes(4, "big")
+assert wrapped[0] == 1
+print(AESGCM(kek).decrypt(wrapped[1:13], wrapped[13:], aad).hex())
+PY
+}
+
 # cluster_init NAME [extra postgresql.conf lines...]: fresh data directory.
 # Sets PGPORT_<NAME> and prints nothing.
 cluster_init() {
@@ -44,11 +109,13 @@ cluster_init() {
         echo "listen_addresses = '127.0.0.1'"
         echo "unix_socket_directories = '$dir'"
         echo "shared_preload_libraries = 'pg_privacy'"
+        echo "privacy.root_key_command = 'cat $dir/root.key'"
         echo "fsync = off"
         echo "log_min_messages = info"
         for line in "$@"; do echo "$line"; done
     } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
     echo "$port" | as_pg tee "$dir/port" >/dev/null
+    root_key_write "$name" "$TEST_ROOT_KEY"
 }
 
 cluster_port() { cat "$CLUSTERS/$1/port"; }

@@ -33,3 +33,14 @@ fn forget_subject(
     });
     TableIterator::new(rows)
 }
+
+/// `privacy.export_subject_markdown(subject)`: the export as a document for
+/// the person, audited and logged like `export_subject` (with `"format":
+/// "markdown"`).
+#[pg_extern(volatile, parallel_unsafe)]
+fn export_subject_markdown(subject: Option<&str>) -> String {
+    let doc = audit::entry_quiet(|| {
+        subject::export::export_logged(need(subject, "subject")?, Some("markdown"))
+    });
+    crate::reports::markdown::export(&doc)
+}

@@ -1,8 +1,13 @@
 //! Keys: the secret store, the per-backend HMAC cache and its invalidation.
 //!
 //! Secrets live in `privacy.key_secrets` (see `sql/keys.sql`), a table no role
-//! but the extension owner can read. This module is the only reader and
-//! writer of that table; it reads it as the extension owner through
+//! but the extension owner can read, and only **wrapped** under the root key
+//! (see `rootkey`): column `wrapped_secret`, with `root_key_fingerprint`
+//! naming the root key that wraps it. The clear secret exists only in the
+//! memory of a backend, between reading and keying the HMAC state (zeroed
+//! after), so the table's pages, the WAL, base backups, standbys and dumps
+//! hold only the wrapped form. This module is the only reader and writer of
+//! that table; it reads it as the extension owner through
 //! [`security::as_extension_owner`] and never puts a secret in a view, an
 //! error message, an audit entry or a log line (key changes are audited by
 //! fingerprint only).
@@ -26,6 +31,8 @@
 //! (`GetLatestSnapshot`), and an entry whose generation moved during the fill
 //! is not kept, so a rotation can never leave a stale secret cached.
 //!
+//! Unwrapping happens in [`fill`] only: once per backend and key version.
+//!
 //! In a parallel worker (or a leader in parallel mode) no new snapshot may be
 //! taken: the entry is then filled with the query's snapshot and is only kept
 //! for the current transaction. That makes the SQL functions PARALLEL SAFE.
@@ -34,12 +41,14 @@ pub mod pseudonym;
 
 use crate::audit;
 use crate::error::{PResult, PrivacyError};
+use crate::rootkey;
 use crate::security;
 use hmac::{Hmac, Mac};
 use pgrx::prelude::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::cell::{Cell, RefCell};
+use zeroize::Zeroizing;
 
 pub type HmacSha256 = Hmac<Sha256>;
 
@@ -241,11 +250,11 @@ fn fill(name: &[u8]) -> PResult<Option<HmacSha256>> {
         // known before reading, so the callback recognizes the table
         key_table_oid()?;
         let secret = read_active_secret(name_str, !parallel)?;
-        let Some(mut secret) = secret else {
+        let Some(secret) = secret else {
             return Ok(None);
         };
         let mac = HmacSha256::new_from_slice(&secret).expect("HMAC accepts keys of any length");
-        secret.iter_mut().for_each(|b| *b = 0);
+        drop(secret);
         if GENERATION.with(|g| g.get()) != generation {
             // keys changed while we read: read again
             continue;
@@ -267,15 +276,42 @@ fn fill(name: &[u8]) -> PResult<Option<HmacSha256>> {
     Ok(secret.map(|s| HmacSha256::new_from_slice(&s).expect("HMAC accepts keys of any length")))
 }
 
-/// Read the active secret of `name` as the extension owner. With `latest`,
-/// through a fresh snapshot (sees every committed change and this
-/// transaction's earlier commands); otherwise through the active snapshot.
-fn read_active_secret(name: &str, latest: bool) -> PResult<Option<Vec<u8>>> {
+/// Read and unwrap the active secret of `name` (as the extension owner).
+/// With `latest`, through a fresh snapshot (sees every committed change and
+/// this transaction's earlier commands); otherwise through the active
+/// snapshot. The root key is checked first: without one, even a missing key
+/// reports the missing root key (the server cannot pseudonymize at all).
+fn read_active_secret(name: &str, latest: bool) -> PResult<Option<Zeroizing<Vec<u8>>>> {
+    rootkey::current()?;
+    let Some(row) = read_active_row(name, latest)? else {
+        return Ok(None);
+    };
+    let (Some(wrapped), Some(fp)) = (row.wrapped, row.root_fp) else {
+        return Err(PrivacyError::object_state(format!(
+            "key \"{name}\" version {} has no wrapped secret",
+            row.version
+        ))
+        .with_hint(
+            "Secrets of pg_privacy 0.1.0 are wrapped by ALTER EXTENSION pg_privacy UPDATE.",
+        ));
+    };
+    let root = rootkey::by_fingerprint(&fp, name, row.version)?;
+    root.unwrap(name, row.version, &wrapped).map(Some)
+}
+
+/// The stored form of one key version.
+struct StoredRow {
+    version: i32,
+    wrapped: Option<Vec<u8>>,
+    root_fp: Option<String>,
+}
+
+fn read_active_row(name: &str, latest: bool) -> PResult<Option<StoredRow>> {
     security::as_extension_owner(|| {
         Spi::connect(|_client| unsafe {
             let mut argtypes = [pg_sys::TEXTOID];
             let plan = pg_sys::SPI_prepare(
-                c"SELECT secret FROM privacy.key_secrets WHERE name = $1 AND active".as_ptr(),
+                c"SELECT version, wrapped_secret, root_key_fingerprint FROM privacy.key_secrets WHERE name = $1 AND active".as_ptr(),
                 1,
                 argtypes.as_mut_ptr(),
             );
@@ -310,12 +346,21 @@ fn read_active_secret(name: &str, latest: bool) -> PResult<Option<Vec<u8>>> {
                 let tt = &*pg_sys::SPI_tuptable;
                 let mut isnull = false;
                 let d = pg_sys::SPI_getbinval(*tt.vals, tt.tupdesc, 1, &mut isnull);
-                if isnull {
+                let version = if isnull { 0 } else { d.value() as i32 };
+                let d = pg_sys::SPI_getbinval(*tt.vals, tt.tupdesc, 2, &mut isnull);
+                let wrapped = if isnull {
                     None
                 } else {
                     let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
                     Some(pgrx::varlena::varlena_to_byte_slice(v).to_vec())
-                }
+                };
+                let d = pg_sys::SPI_getbinval(*tt.vals, tt.tupdesc, 3, &mut isnull);
+                let root_fp = String::from_datum(d, isnull);
+                Some(StoredRow {
+                    version,
+                    wrapped,
+                    root_fp,
+                })
             };
             pg_sys::SPI_freeplan(plan);
             Ok(result)
@@ -361,24 +406,27 @@ pub fn subject_pseudonym(subject: &str) -> PResult<String> {
 }
 
 fn ensure_audit_key() -> PResult<()> {
-    let mut secret = random_secret()?;
+    let root = rootkey::current()?;
+    let secret = random_secret()?;
     let fp = fingerprint(&secret);
+    let wrapped = root.wrap(AUDIT_KEY, 1, &secret)?;
+    drop(secret);
     let inserted = security::as_extension_owner(|| {
         // same lock order as the key administration functions: no deadlock
         // with a create/rotate/drop_key later in this transaction
         lock_keys()?;
         Ok(crate::sql::opt_mut::<bool>(
-            "INSERT INTO privacy.key_secrets (name, version, secret, fingerprint, active)
-             VALUES ($1, 1, $2, $3, true) ON CONFLICT DO NOTHING RETURNING true",
+            "INSERT INTO privacy.key_secrets (name, version, wrapped_secret, fingerprint, active, root_key_fingerprint)
+             VALUES ($1, 1, $2, $3, true, $4) ON CONFLICT DO NOTHING RETURNING true",
             &[
                 AUDIT_KEY.into(),
-                secret.as_slice().into(),
+                wrapped.as_slice().into(),
                 fp.as_str().into(),
+                root.fingerprint().into(),
             ],
         )?
         .unwrap_or(false))
     })?;
-    secret.iter_mut().for_each(|b| *b = 0);
     if inserted {
         invalidate()?;
         audit::record(
@@ -394,8 +442,8 @@ fn ensure_audit_key() -> PResult<()> {
 // Key administration
 // ---------------------------------------------------------------------------
 
-fn random_secret() -> PResult<Vec<u8>> {
-    let mut buf = vec![0u8; GENERATED_SECRET_LEN];
+fn random_secret() -> PResult<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; GENERATED_SECRET_LEN]);
     let ok = unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr().cast(), buf.len()) };
     if !ok {
         return Err(PrivacyError::internal(
@@ -440,8 +488,9 @@ fn create_key(
 ) -> String {
     audit::entry("create_key", || {
         let name = required_name(name)?;
+        let root = rootkey::current()?;
         let generated = secret.is_none();
-        let mut secret = match secret {
+        let secret = match secret.map(Zeroizing::new) {
             Some(s) if s.len() < MIN_SECRET_LEN => return Err(PrivacyError::invalid_parameter(
                 format!("a key secret must be at least {MIN_SECRET_LEN} bytes long"),
             )
@@ -453,6 +502,8 @@ fn create_key(
             None => random_secret()?,
         };
         let fp = fingerprint(&secret);
+        let wrapped = root.wrap(&name, 1, &secret)?;
+        drop(secret);
         let inserted = security::as_extension_owner(|| {
             lock_keys()?;
             let exists = crate::sql::opt::<bool>(
@@ -464,17 +515,17 @@ fn create_key(
                 return Ok(false);
             }
             Spi::run_with_args(
-                "INSERT INTO privacy.key_secrets (name, version, secret, fingerprint, active)
-                 VALUES ($1, 1, $2, $3, true)",
+                "INSERT INTO privacy.key_secrets (name, version, wrapped_secret, fingerprint, active, root_key_fingerprint)
+                 VALUES ($1, 1, $2, $3, true, $4)",
                 &[
                     name.as_str().into(),
-                    secret.as_slice().into(),
+                    wrapped.as_slice().into(),
                     fp.as_str().into(),
+                    root.fingerprint().into(),
                 ],
             )?;
             Ok(true)
         });
-        secret.iter_mut().for_each(|b| *b = 0);
         if !inserted? {
             return Err(
                 PrivacyError::duplicate_object(format!("key \"{name}\" already exists")).with_hint(
@@ -505,14 +556,15 @@ fn create_key(
 fn rotate_key(name: default!(Option<String>, "'default'")) -> String {
     audit::entry("rotate_key", || {
         let name = required_name(name)?;
-        let mut secret = random_secret()?;
+        let root = rootkey::current()?;
+        let secret = random_secret()?;
         let fp = fingerprint(&secret);
         let previous = security::as_extension_owner(|| {
             lock_keys()?;
             Spi::connect_mut(|c| {
                 let rows = c.update(
-                    "UPDATE privacy.key_secrets SET active = false, secret = NULL,
-                            retired_at = pg_catalog.now()
+                    "UPDATE privacy.key_secrets SET active = false, wrapped_secret = NULL,
+                            root_key_fingerprint = NULL, retired_at = pg_catalog.now()
                       WHERE name = $1 AND active
                   RETURNING version, fingerprint",
                     None,
@@ -523,21 +575,23 @@ fn rotate_key(name: default!(Option<String>, "'default'")) -> String {
                 };
                 let version: i32 = row.get(1)?.unwrap_or(0);
                 let old_fp: String = row.get(2)?.unwrap_or_default();
+                let wrapped = root.wrap(&name, version + 1, &secret)?;
                 c.update(
-                    "INSERT INTO privacy.key_secrets (name, version, secret, fingerprint, active)
-                     VALUES ($1, $2, $3, $4, true)",
+                    "INSERT INTO privacy.key_secrets (name, version, wrapped_secret, fingerprint, active, root_key_fingerprint)
+                     VALUES ($1, $2, $3, $4, true, $5)",
                     None,
                     &[
                         name.as_str().into(),
                         (version + 1).into(),
-                        secret.as_slice().into(),
+                        wrapped.as_slice().into(),
                         fp.as_str().into(),
+                        root.fingerprint().into(),
                     ],
                 )?;
                 Ok::<_, PrivacyError>(Some((version + 1, old_fp)))
             })
         });
-        secret.iter_mut().for_each(|b| *b = 0);
+        drop(secret);
         let (version, old_fp) = previous?.ok_or_else(|| missing_key(&name))?;
         invalidate()?;
         audit::record(
@@ -585,6 +639,151 @@ fn drop_key(name: Option<String>) {
             }),
         )
     })
+}
+
+// ---------------------------------------------------------------------------
+// Root key rotation and the upgrade from clear secrets
+// ---------------------------------------------------------------------------
+
+/// Every stored (not destroyed) secret, as the extension owner, in a stable
+/// order: `(name, version, wrapped_secret, root_key_fingerprint)`.
+fn stored_secrets(where_clause: &str) -> PResult<Vec<(String, i32, Vec<u8>, Option<String>)>> {
+    Spi::connect(|c| {
+        let mut out = Vec::new();
+        let rows = c.select(
+            &format!(
+                "SELECT name, version, wrapped_secret, root_key_fingerprint
+                   FROM privacy.key_secrets WHERE wrapped_secret IS NOT NULL AND {where_clause}
+                  ORDER BY name, version"
+            ),
+            None,
+            &[],
+        )?;
+        for r in rows {
+            out.push((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i32>(2)?.unwrap_or(0),
+                r.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                r.get::<String>(4)?,
+            ));
+        }
+        Ok::<_, PrivacyError>(out)
+    })
+}
+
+fn store_wrapped(name: &str, version: i32, wrapped: &[u8], root_fp: &str) -> PResult<()> {
+    Spi::run_with_args(
+        "UPDATE privacy.key_secrets SET wrapped_secret = $3, root_key_fingerprint = $4
+          WHERE name = $1 AND version = $2",
+        &[name.into(), version.into(), wrapped.into(), root_fp.into()],
+    )?;
+    Ok(())
+}
+
+/// `privacy.rotate_root_key()`: rewrap every secret that is not yet under the
+/// current root key (it must be under the previous one, from
+/// `privacy.previous_root_key_command`), in one transaction, audited.
+/// Returns how many secrets were rewrapped. Superusers and the extension
+/// owner only (EXECUTE is also revoked from PUBLIC).
+#[pg_extern(volatile, parallel_unsafe)]
+fn rotate_root_key() -> i64 {
+    audit::entry("rotate_root_key", || {
+        let owner = security::extension_owner()?;
+        if !security::is_superuser() && unsafe { pg_sys::GetUserId() } != owner {
+            return Err(PrivacyError::insufficient_privilege(
+                "only a superuser or the owner of extension \"pg_privacy\" may rotate the root key",
+            ));
+        }
+        let root = rootkey::current()?;
+        let (rewrapped, from) = security::as_extension_owner(|| {
+            lock_keys()?;
+            let rows = stored_secrets("true")?;
+            let mut from: Vec<String> = Vec::new();
+            let mut n = 0i64;
+            for (name, version, wrapped, fp) in rows {
+                let fp = fp.unwrap_or_default();
+                if fp == root.fingerprint() {
+                    continue;
+                }
+                let old = rootkey::by_fingerprint(&fp, &name, version)?;
+                let secret = old.unwrap(&name, version, &wrapped)?;
+                let new = root.wrap(&name, version, &secret)?;
+                drop(secret);
+                store_wrapped(&name, version, &new, root.fingerprint())?;
+                if !from.contains(&fp) {
+                    from.push(fp);
+                }
+                n += 1;
+            }
+            Ok((n, from))
+        })?;
+        audit::record(
+            "rotate_root_key",
+            "",
+            json!({
+                "root_key_fingerprint": root.fingerprint(),
+                "previous_root_key_fingerprints": from,
+                "rewrapped": rewrapped,
+            }),
+        )?;
+        Ok(rewrapped)
+    })
+}
+
+/// Upgrade from 0.1.0 (`privacy._wrap_clear_secrets()`, created, called and
+/// dropped by `sql/pg_privacy--0.1.0--0.2.0.sql`): wrap every secret still in
+/// clear (`root_key_fingerprint IS NULL`; the script renamed `secret` to
+/// `wrapped_secret` first) under the current root key, audited. Without a
+/// root key it fails, and with it the whole `ALTER EXTENSION … UPDATE`.
+fn wrap_clear_secrets() -> PResult<i64> {
+    let root = rootkey::current().map_err(|e| {
+        let hint = e.hint.clone().unwrap_or_default();
+        e.with_hint(format!(
+            "{hint} ALTER EXTENSION pg_privacy UPDATE wraps the existing key secrets under the root key, so it needs one; nothing was changed."
+        ))
+    })?;
+    let n = security::as_extension_owner(|| {
+        lock_keys()?;
+        let rows = stored_secrets("root_key_fingerprint IS NULL")?;
+        let n = rows.len() as i64;
+        for (name, version, clear, _) in rows {
+            let clear = Zeroizing::new(clear);
+            let wrapped = root.wrap(&name, version, &clear)?;
+            store_wrapped(&name, version, &wrapped, root.fingerprint())?;
+        }
+        Ok(n)
+    })?;
+    invalidate()?;
+    audit::record(
+        "wrap_key_secrets",
+        "",
+        json!({ "root_key_fingerprint": root.fingerprint(), "wrapped": n }),
+    )?;
+    Ok(n)
+}
+
+#[no_mangle]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_privacy_wrap_clear_secrets() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
+
+/// The C entry point of `privacy._wrap_clear_secrets() RETURNS bigint`.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn privacy_wrap_clear_secrets(
+    _fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let n: i64 = audit::entry("wrap_key_secrets", wrap_clear_secrets);
+    pg_sys::Datum::from(n)
+}
+
+/// Test-only: the clear active secret of `name` (for `#[pg_test]`s that
+/// compare with pgcrypto).
+#[cfg(any(test, feature = "pg_test"))]
+pub fn active_secret_for_tests(name: &str) -> PResult<Option<Vec<u8>>> {
+    Ok(read_active_secret(name, true)?.map(|s| s.to_vec()))
 }
 
 #[cfg(test)]

@@ -5,9 +5,13 @@
 //! clause  := PURPOSE name {, name} | CATEGORY name | SUBJECT | ANONYMIZE method
 //! method  := NULL | PSEUDONYMIZE | EMAIL | TRUNCATE {day|month|year}
 //!          | CONSTANT 'literal' | FUNCTION schema.func
+//! label   := NOT PERSONAL     -- alone: the column holds no personal data
 //! ```
 //! Keywords are case-insensitive, clauses come in any order, each at most
-//! once. Names are SQL identifiers: unquoted ones are folded to lower case,
+//! once. `NOT PERSONAL` is a label of its own (it takes no other clause): it
+//! records that a column whose name looks personal (`privacy.lint()`,
+//! `privacy.require_tags`) was reviewed and holds no personal data; every
+//! reader of tags ignores such a column. Names are SQL identifiers: unquoted ones are folded to lower case,
 //! double-quoted ones are kept as written. String literals use SQL quoting
 //! (`'it''s'`). This module is pure Rust (no PostgreSQL calls) so it is unit
 //! tested with plain `#[test]`s; catalog checks live in `provider`.
@@ -51,6 +55,8 @@ pub struct Label {
     pub category: Option<String>,
     pub subject: bool,
     pub anonymize: Option<Method>,
+    /// `NOT PERSONAL`: reviewed, no personal data (no other clause)
+    pub not_personal: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +193,10 @@ fn is_plain_ident(w: &str) -> bool {
         && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
+/// Words that cannot be purpose or category names. `NOT` and `PERSONAL` are
+/// not among them: they only mean something where a clause starts, so
+/// purposes named `personal` (defined before `NOT PERSONAL` existed) still
+/// parse.
 const KEYWORDS: &[&str] = &["PURPOSE", "CATEGORY", "SUBJECT", "ANONYMIZE"];
 
 struct Parser {
@@ -368,13 +378,38 @@ pub fn parse(input: &str) -> Result<Label, LabelError> {
                 seen_anonymize = true;
                 label.anonymize = Some(p.method()?);
             }
+            Some("NOT") => {
+                dup(label.not_personal, "NOT PERSONAL")?;
+                match p.next() {
+                    Some(t) if t.keyword().as_deref() == Some("PERSONAL") => {}
+                    other => {
+                        return Err(err(format!(
+                            "invalid privacy label: expected PERSONAL after NOT, found \"{}\"",
+                            other
+                                .map(|t| t.shown())
+                                .unwrap_or_else(|| "end of label".into())
+                        )))
+                    }
+                }
+                label.not_personal = true;
+            }
             _ => {
                 return Err(err(format!(
-                    "invalid privacy label: unexpected \"{}\", expected PURPOSE, CATEGORY, SUBJECT or ANONYMIZE",
+                    "invalid privacy label: unexpected \"{}\", expected PURPOSE, CATEGORY, SUBJECT, ANONYMIZE or NOT PERSONAL",
                     tok.shown()
                 )))
             }
         }
+    }
+    if label.not_personal
+        && (!label.purposes.is_empty()
+            || label.category.is_some()
+            || label.subject
+            || label.anonymize.is_some())
+    {
+        return Err(err(
+            "invalid privacy label: NOT PERSONAL cannot be combined with PURPOSE, CATEGORY, SUBJECT or ANONYMIZE".into(),
+        ));
     }
     Ok(label)
 }
@@ -417,6 +452,9 @@ impl fmt::Display for Label {
         }
         if let Some(m) = &self.anonymize {
             parts.push(format!("ANONYMIZE {m}"));
+        }
+        if self.not_personal {
+            parts.push("NOT PERSONAL".into());
         }
         f.write_str(&parts.join(" "))
     }
@@ -602,6 +640,27 @@ mod tests {
         let m = bad(&format!("PURPOSE a {long_word}"));
         assert!(m.len() < 200, "{m}");
         assert!(m.contains('…'));
+    }
+
+    #[test]
+    fn not_personal_stands_alone() {
+        let l = ok("not Personal");
+        assert!(l.not_personal);
+        assert!(l.purposes.is_empty() && l.category.is_none() && !l.subject);
+        assert_eq!(l.to_string(), "NOT PERSONAL");
+        assert_eq!(ok(&l.to_string()), l);
+        assert!(bad("NOT").contains("end of label"));
+        assert!(bad("NOT SUBJECT").contains("expected PERSONAL after NOT"));
+        assert!(bad("PERSONAL").contains("\"PERSONAL\""));
+        assert!(bad("NOT PERSONAL NOT PERSONAL").contains("more than once"));
+        assert!(bad("NOT PERSONAL PURPOSE a").contains("cannot be combined"));
+        assert!(bad("SUBJECT NOT PERSONAL").contains("cannot be combined"));
+        assert!(bad("NOT PERSONAL ANONYMIZE NULL").contains("cannot be combined"));
+        // names that happen to be the words still work where names go
+        assert_eq!(
+            ok("PURPOSE personal, not").purposes,
+            vec!["personal", "not"]
+        );
     }
 
     #[test]

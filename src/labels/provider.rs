@@ -105,7 +105,8 @@ fn check_and_audit(obj: &pg_sys::ObjectAddress, label: Option<&str>) -> PResult<
     let parsed = grammar::parse(text).map_err(|e| {
         PrivacyError::invalid_parameter(e.message).with_hint(
             "A label is: PURPOSE name {, name} | CATEGORY name | SUBJECT | ANONYMIZE method, \
-             where method is NULL, PSEUDONYMIZE, EMAIL, TRUNCATE day|month|year, CONSTANT 'literal' or FUNCTION schema.func.",
+             where method is NULL, PSEUDONYMIZE, EMAIL, TRUNCATE day|month|year, CONSTANT 'literal' or FUNCTION schema.func; \
+             or NOT PERSONAL alone.",
         )
     })?;
     let check_refs = !restoring;

@@ -62,7 +62,14 @@ fn tagged_columns_pinned(
         let mut out = Vec::new();
         for r in rows {
             let text: String = r.get(6)?.unwrap_or_default();
-            if let Ok(label) = grammar::parse(&text) {
+            // NOT PERSONAL: reviewed, no personal data, nothing to visit
+            if let Ok(label) = grammar::parse(&text).map_err(|_| ()).and_then(|l| {
+                if l.not_personal {
+                    Err(())
+                } else {
+                    Ok(l)
+                }
+            }) {
                 out.push((
                     r.get(1)?.unwrap_or(pg_sys::Oid::INVALID),
                     ColumnTag {
@@ -212,6 +219,7 @@ pub fn mark_subject(relid: pg_sys::Oid, col: &str) -> PResult<()> {
     let attnum = attnum_of(relid, col)?;
     let mut label = current_label(relid, attnum)?.unwrap_or_default();
     label.subject = true;
+    label.not_personal = false;
     set_label(relid, col, Some(&label))
 }
 

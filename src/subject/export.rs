@@ -18,15 +18,25 @@ use serde_json::{json, Map, Value};
 /// `export_subject(subject)`: everything tagged that the database
 /// holds about the subject, as one jsonb document.
 pub fn export_subject(subject: &str) -> PResult<JsonB> {
+    Ok(JsonB(export_logged(subject, None)?))
+}
+
+/// An export, audited and logged like every export; `format` (e.g.
+/// `markdown`) is recorded with it when the document is rendered.
+pub fn export_logged(subject: &str, format: Option<&str>) -> PResult<Value> {
     let pseudonym = pseudonym(subject)?;
-    audit::logged("export_subject", &pseudonym, &json!({}), || {
+    let extra = match format {
+        Some(f) => json!({ "format": f }),
+        None => json!({}),
+    };
+    audit::logged("export_subject", &pseudonym, &extra, || {
         let (doc, rows) = export(subject)?;
-        audit::record(
-            "export_subject",
-            &pseudonym,
-            json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows }),
-        )?;
-        Ok(JsonB(doc))
+        let mut details = json!({ "subject_pseudonym": pseudonym, "tables": doc["tables"].as_object().map(|o| o.len()), "rows": rows });
+        if let Some(f) = format {
+            details["format"] = json!(f);
+        }
+        audit::record("export_subject", &pseudonym, details)?;
+        Ok(doc)
     })
 }
 
@@ -60,6 +70,8 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
         .unwrap_or(Value::Null);
     let mut out_tables = Map::new();
     let mut total = 0;
+    // Art. 15 (legal bases, retention, objections…): reports::access
+    let mut access = crate::reports::access::Context::load()?;
     for (l, keys) in linked.iter().zip(&linked_rows) {
         let rows = if keys.is_empty() {
             Vec::new()
@@ -74,34 +86,40 @@ fn export(subject: &str) -> PResult<(Value, usize)> {
         total += rows.len();
         out_tables.insert(
             l.key.clone(),
-            json!({ "columns": columns_of(&l.tags), "rows": rows }),
+            json!({ "columns": columns_of(&mut access, l.relid, &l.tags)?, "rows": rows,
+                    "retention": access.table_retention(l.relid)? }),
         );
     }
     for t in &tables {
-        let columns = columns_of(&t.tags);
+        let columns = columns_of(&mut access, t.relid, &t.tags)?;
         let rows = match &t.predicate {
             Some(pred) => export_rows(t, pred)?,
             None => Vec::new(),
         };
         total += rows.len();
-        out_tables.insert(t.key.clone(), json!({ "columns": columns, "rows": rows }));
-    }
-    Ok((
-        json!({ "subject": subject, "exported_at": exported_at, "tables": Value::Object(out_tables) }),
-        total,
-    ))
-}
-
-/// The export's description of a table's tagged columns.
-fn columns_of(tags: &[ColumnTag]) -> Value {
-    let mut columns = Map::new();
-    for c in tags {
-        columns.insert(
-            c.name.clone(),
-            json!({ "purposes": c.label.purposes, "category": c.label.category }),
+        out_tables.insert(
+            t.key.clone(),
+            json!({ "columns": columns, "rows": rows,
+                    "retention": access.table_retention(t.relid)? }),
         );
     }
-    Value::Object(columns)
+    let mut doc = json!({ "subject": subject, "exported_at": exported_at, "tables": Value::Object(out_tables) });
+    access.complete(&mut doc, subject)?;
+    Ok((doc, total))
+}
+
+/// The export's description of a table's tagged columns (with their
+/// Art. 15 details, `reports::access`).
+fn columns_of(
+    access: &mut crate::reports::access::Context,
+    relid: pg_sys::Oid,
+    tags: &[ColumnTag],
+) -> PResult<Value> {
+    let mut columns = Map::new();
+    for c in tags {
+        columns.insert(c.name.clone(), access.column(relid, &c.label)?);
+    }
+    Ok(Value::Object(columns))
 }
 
 /// The subject's rows of one table, tagged columns only, each value as

@@ -6,6 +6,13 @@ mod tests {
     use crate::tests::{assert_sqlstate, error_of, one, run};
     use pgrx::prelude::*;
 
+    /// Test-only: the clear active secret of a key, unwrapped by the same
+    /// code that keys the HMAC state.
+    #[pg_extern]
+    fn key_secret(name: &str) -> Option<Vec<u8>> {
+        crate::keys::active_secret_for_tests(name).unwrap_or_else(|e| e.raise())
+    }
+
     const SECRET: &str = "\\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
     fn setup() {
@@ -16,10 +23,8 @@ mod tests {
     }
 
     fn secret_of(key: &str) -> String {
-        one::<String>(&format!(
-            "SELECT encode(secret, 'hex') FROM privacy.key_secrets WHERE name = '{key}' AND active"
-        ))
-        .expect("active secret")
+        one::<String>(&format!("SELECT encode(tests.key_secret('{key}'), 'hex')"))
+            .expect("active secret")
     }
 
     #[pg_test]
@@ -38,7 +43,7 @@ mod tests {
                 "SELECT count(*) FROM v
                   WHERE privacy.pseudonymize(x, 't')
                         = encode(hmac(convert_to(x, 'UTF8'),
-                                      (SELECT secret FROM privacy.key_secrets WHERE name = 't' AND active),
+                                      tests.key_secret('t'),
                                       'sha256'), 'hex')"
             ),
             Some(7)
@@ -58,7 +63,7 @@ mod tests {
         assert_eq!(
             one::<bool>(
                 "SELECT privacy.pseudonymize(x, 't') = encode(hmac(convert_to(x, 'UTF8'),
-                        (SELECT secret FROM privacy.key_secrets WHERE name = 't'), 'sha256'), 'hex')
+                        tests.key_secret('t'), 'sha256'), 'hex')
                    FROM big"
             ),
             Some(true)
@@ -68,7 +73,7 @@ mod tests {
     #[pg_test]
     fn keys_bytea_bigint_uuid_equal_pgcrypto() {
         setup();
-        let s = "(SELECT secret FROM privacy.key_secrets WHERE name = 't' AND active)";
+        let s = "tests.key_secret('t')";
         assert_eq!(
             one::<bool>(&format!(
                 "SELECT bool_and(privacy.pseudonymize(b, 't') = hmac(b, {s}, 'sha256'))
@@ -130,7 +135,7 @@ mod tests {
         setup();
         let hash16 = |x: &str| {
             format!(
-                "left(encode(hmac(convert_to({x}, 'UTF8'), (SELECT secret FROM privacy.key_secrets WHERE name = 't'), 'sha256'), 'hex'), 16)"
+                "left(encode(hmac(convert_to({x}, 'UTF8'), tests.key_secret('t'), 'sha256'), 'hex'), 16)"
             )
         };
         let cases = [
@@ -198,15 +203,11 @@ mod tests {
         );
         // generated secrets: 32 bytes, fingerprint = first 16 hex of sha256
         assert_eq!(
-            one::<i32>(
-                "SELECT octet_length(secret) FROM privacy.key_secrets WHERE name = 'default'"
-            ),
+            one::<i32>("SELECT octet_length(tests.key_secret('default'))"),
             Some(32)
         );
         assert_eq!(
-            one::<String>(
-                "SELECT left(encode(sha256(secret), 'hex'), 16) FROM privacy.key_secrets WHERE name = 'default'"
-            ),
+            one::<String>("SELECT left(encode(sha256(tests.key_secret('default')), 'hex'), 16)"),
             Some(fp)
         );
     }
@@ -303,7 +304,7 @@ mod tests {
         // the retired secret is destroyed
         assert_eq!(
             one::<bool>(
-                "SELECT secret IS NULL FROM privacy.key_secrets WHERE name = 't' AND version = 1"
+                "SELECT wrapped_secret IS NULL AND root_key_fingerprint IS NULL FROM privacy.key_secrets WHERE name = 't' AND version = 1"
             ),
             Some(true)
         );
@@ -364,6 +365,9 @@ mod tests {
         // tests run concurrently in one cluster and several create the
         // internal key on first use: take the key administration lock
         // first, before anything this test could make another one wait on
+        // (pgcrypto first: the other tests create it before they take the
+        // key lock, and two orders of the same two locks can deadlock)
+        run("CREATE EXTENSION IF NOT EXISTS pgcrypto");
         run("LOCK TABLE privacy.key_secrets IN SHARE ROW EXCLUSIVE MODE");
         assert_eq!(
             one::<i64>("SELECT count(*) FROM privacy.key_secrets WHERE name = '_audit'"),
@@ -376,9 +380,7 @@ mod tests {
         assert_ne!(a, crate::keys::subject_pseudonym("43").unwrap());
         // created lazily, once, with a generated 32-byte secret, audited
         assert_eq!(
-            one::<i32>(
-                "SELECT octet_length(secret) FROM privacy.key_secrets WHERE name = '_audit'"
-            ),
+            one::<i32>("SELECT octet_length(tests.key_secret('_audit'))"),
             Some(32)
         );
         assert_eq!(
@@ -387,11 +389,8 @@ mod tests {
             ),
             Some(1)
         );
-        run("CREATE EXTENSION IF NOT EXISTS pgcrypto");
         assert_eq!(
-            one::<String>(
-                "SELECT encode(hmac('42', secret, 'sha256'), 'hex') FROM privacy.key_secrets WHERE name = '_audit'"
-            ),
+            one::<String>("SELECT encode(hmac('42', tests.key_secret('_audit'), 'sha256'), 'hex')"),
             Some(a.clone())
         );
         // users' keys do not change it, and it cannot be touched through the API
@@ -414,7 +413,11 @@ mod tests {
         setup();
         run("SELECT privacy.create_key()");
         run("CREATE ROLE keys_reader LOGIN");
-        run("CREATE TEMP TABLE secrets AS SELECT encode(secret, 'hex') AS s FROM privacy.key_secrets WHERE secret IS NOT NULL");
+        run("CREATE TEMP TABLE secrets AS SELECT encode(tests.key_secret(name), 'hex') AS s FROM privacy.key_secrets WHERE active");
+        assert_eq!(
+            one::<bool>("SELECT count(*) >= 2 AND bool_and(length(s) = 64) FROM secrets"),
+            Some(true)
+        );
         run("GRANT SELECT ON secrets TO keys_reader");
         run("GRANT USAGE ON SCHEMA privacy TO keys_reader");
         // scan every relation of the extension for a secret, as the role
@@ -547,9 +550,202 @@ mod tests {
                 "SELECT bool_and(NOT has_function_privilege('public', p.oid, 'EXECUTE'))
                    FROM pg_proc p WHERE pronamespace = 'privacy'::regnamespace
                     AND proname IN ('pseudonymize', 'pseudonymize_email', 'pseudonymize_uuid',
-                                    'pseudonymize_bigint', 'create_key', 'rotate_key', 'drop_key')"
+                                    'pseudonymize_bigint', 'create_key', 'rotate_key', 'drop_key',
+                                    'rotate_root_key')"
             ),
             Some(true)
         );
+    }
+
+    /// The root key of the test cluster (`pg_test::postgresql_conf_options`).
+    const ROOT: &str = "5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    const PREVIOUS_ROOT: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    fn root_fp(hex: &str) -> String {
+        crate::rootkey::RootKey::parse(hex.as_bytes())
+            .unwrap()
+            .fingerprint()
+            .to_owned()
+    }
+
+    #[pg_test]
+    fn keys_secrets_are_stored_wrapped() {
+        setup();
+        // no clear column: the secret is wrapped, bound to the root key
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+                  WHERE attrelid = 'privacy.key_secrets'::regclass AND attnum > 0 AND NOT attisdropped"
+            )
+            .as_deref(),
+            Some("name,version,wrapped_secret,fingerprint,active,created_at,retired_at,root_key_fingerprint")
+        );
+        let fp = root_fp(ROOT);
+        assert_eq!(
+            one::<String>("SELECT privacy.root_key_fingerprint()"),
+            Some(fp.clone())
+        );
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT octet_length(wrapped_secret) || ' ' || root_key_fingerprint
+                        || ' ' || (position('{SECRET}'::bytea IN wrapped_secret) = 0)
+                        || ' ' || (position(substr('{SECRET}'::bytea, 1, 8) IN wrapped_secret) = 0)
+                   FROM privacy.key_secrets WHERE name = 't'"
+            )),
+            Some(format!("61 {fp} true true"))
+        );
+        // the unwrapped secret is the given one, and hashes like pgcrypto
+        assert_eq!(
+            one::<bool>(&format!("SELECT tests.key_secret('t') = '{SECRET}'::bytea")),
+            Some(true)
+        );
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT privacy.pseudonymize('ada', 't') = encode(hmac('ada', '{SECRET}'::bytea, 'sha256'), 'hex')"
+            )),
+            Some(true)
+        );
+        // the listing: which root key wraps each version; PUBLIC may read it
+        run("SELECT privacy.rotate_key('t')");
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(format('%s/%s/%s/%s', version, active, length(fingerprint), root_key_fingerprint), ',' ORDER BY version)
+                   FROM privacy.key_wrapping WHERE name = 't'"
+            ),
+            Some(format!("1/f/16/,2/t/16/{fp}"))
+        );
+        assert_eq!(
+            one::<bool>("SELECT has_table_privilege('public', 'privacy.key_wrapping', 'SELECT')"),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
+    fn keys_a_swapped_or_altered_wrapped_secret_is_refused() {
+        setup();
+        run("SELECT privacy.create_key('u', '\\x101112131415161718191a1b1c1d1e1f')");
+        run("SELECT privacy.create_key('w', '\\x202122232425262728292a2b2c2d2e2f')");
+        // t's wrapped secret copied onto u (same root key): does not authenticate
+        run("UPDATE privacy.key_secrets SET wrapped_secret = (SELECT wrapped_secret FROM privacy.key_secrets WHERE name = 't') WHERE name = 'u'");
+        let (state, msg) = error_of("SELECT privacy.pseudonymize('x', 'u')").unwrap();
+        assert_eq!(state, "XX001");
+        assert_eq!(
+            msg,
+            "the wrapped secret of key \"u\" version 1 does not authenticate"
+        );
+        // one altered byte
+        run("UPDATE privacy.key_secrets SET wrapped_secret = set_byte(wrapped_secret, 20, get_byte(wrapped_secret, 20) # 1) WHERE name = 'w'");
+        assert_sqlstate("SELECT privacy.pseudonymize('x', 'w')", "XX001");
+        // t itself still works
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT privacy.pseudonymize('x', 't') = encode(hmac('x', '{SECRET}'::bytea, 'sha256'), 'hex')"
+            )),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
+    fn keys_unknown_root_key_is_a_clear_error() {
+        setup();
+        run("SELECT privacy.create_key('v')");
+        run("UPDATE privacy.key_secrets SET root_key_fingerprint = 'ffffffffffffffff' WHERE name = 'v'");
+        run(
+            r#"CREATE FUNCTION pg_temp.full_error(stmt text) RETURNS text LANGUAGE plpgsql AS $f$
+               DECLARE d text; h text;
+               BEGIN EXECUTE stmt; RETURN NULL;
+               EXCEPTION WHEN OTHERS THEN
+                 GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+                 RETURN SQLSTATE || ' ' || SQLERRM || ' / ' || d || ' / ' || h;
+               END $f$"#,
+        );
+        let got =
+            one::<String>("SELECT pg_temp.full_error('SELECT privacy.pseudonymize(''x'', ''v'')')")
+                .unwrap();
+        let fp = root_fp(ROOT);
+        assert_eq!(
+            got,
+            format!(
+                "55000 key \"v\" version 1 is wrapped under root key ffffffffffffffff, which this server does not have \
+                 / This server's root key is {fp}. \
+                 / Start the server with root key ffffffffffffffff in privacy.root_key_command, \
+                 or in privacy.previous_root_key_command and then run privacy.rotate_root_key()."
+            )
+        );
+        // nothing of the secret or of the root key in the message
+        assert!(!got.contains(ROOT) && !got.contains(PREVIOUS_ROOT));
+        // rotation cannot rewrap it either, and changes nothing
+        assert_sqlstate("SELECT privacy.rotate_root_key()", "55000");
+        // the key can still be rotated (a new secret) or dropped
+        run("SELECT privacy.rotate_key('v')");
+        run("SELECT privacy.pseudonymize('x', 'v')");
+        run("SELECT privacy.drop_key('v')");
+    }
+
+    #[pg_test]
+    fn keys_rotate_root_key_rewraps_under_the_current_one() {
+        setup();
+        // a secret wrapped under the previous root key (as after a restart
+        // with a new privacy.root_key_command)
+        let previous =
+            crate::rootkey::previous().expect("the test cluster has a previous root key");
+        assert_eq!(previous.fingerprint(), root_fp(PREVIOUS_ROOT));
+        let secret = [0x42u8; 32];
+        let wrapped = previous.wrap("r", 1, &secret).unwrap();
+        let mut wrapped_hex = String::new();
+        crate::keys::hex_into(&wrapped, &mut wrapped_hex);
+        run(&format!(
+            "INSERT INTO privacy.key_secrets (name, version, wrapped_secret, fingerprint, active, root_key_fingerprint)
+             VALUES ('r', 1, '\\x{wrapped_hex}', 'r1', true, '{}')",
+            previous.fingerprint()
+        ));
+        let expected =
+            "SELECT encode(hmac('ada', decode(repeat('42', 32), 'hex'), 'sha256'), 'hex')";
+        let want = one::<String>(expected).unwrap();
+        // readable through the previous root key
+        assert_eq!(
+            one::<String>("SELECT privacy.pseudonymize('ada', 'r')"),
+            Some(want.clone())
+        );
+        // only a superuser or the extension owner may rotate
+        run("CREATE ROLE root_rotator");
+        run("GRANT EXECUTE ON FUNCTION privacy.rotate_root_key() TO root_rotator");
+        run("SET LOCAL ROLE root_rotator");
+        assert_sqlstate("SELECT privacy.rotate_root_key()", "42501");
+        run("RESET ROLE");
+        assert_eq!(one::<i64>("SELECT privacy.rotate_root_key()"), Some(1));
+        let fp = root_fp(ROOT);
+        assert_eq!(
+            one::<String>("SELECT string_agg(DISTINCT root_key_fingerprint, ',') FROM privacy.key_wrapping WHERE active"),
+            Some(fp.clone())
+        );
+        assert_eq!(
+            one::<String>("SELECT privacy.pseudonymize('ada', 'r')"),
+            Some(want.clone())
+        );
+        // the stored form changed, and unwraps with the current root key only
+        let now = one::<Vec<u8>>("SELECT wrapped_secret FROM privacy.key_secrets WHERE name = 'r'")
+            .unwrap();
+        assert_ne!(now, wrapped);
+        assert_eq!(
+            &crate::rootkey::current()
+                .unwrap()
+                .unwrap("r", 1, &now)
+                .unwrap()[..],
+            &secret[..]
+        );
+        assert!(previous.unwrap("r", 1, &now).is_err());
+        // audited, without any secret
+        assert_eq!(
+            one::<String>(
+                "SELECT details::text FROM privacy.audit_log WHERE action = 'rotate_root_key' ORDER BY id DESC LIMIT 1"
+            ),
+            Some(format!(
+                "{{\"rewrapped\": 1, \"root_key_fingerprint\": \"{fp}\", \"previous_root_key_fingerprints\": [\"{}\"]}}",
+                previous.fingerprint()
+            ))
+        );
+        // a second rotation has nothing left to do
+        assert_eq!(one::<i64>("SELECT privacy.rotate_root_key()"), Some(0));
     }
 }

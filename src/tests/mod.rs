@@ -4,6 +4,7 @@
 mod dvdrental;
 mod errors;
 mod keys;
+mod reports;
 #[cfg(test)] // plain #[test]s: not in the library `cargo pgrx test` installs
 mod layers;
 mod retention;

@@ -30,6 +30,14 @@ check "wrappers work without preloading, and load the provider for the session" 
 check "no settings error, defaults apply once loaded" [ "$(sql_value $C app "SELECT privacy.tag_column('t', 'email', ARRAY['support']); SHOW privacy.batch_size" | tail -1)" = 10000 ]
 check "no worker runs without preloading" [ "$(sql_value $C app "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'pg_privacy%'")" = 0 ]
 
+# keys need the root key, which only a preloaded library loads at start
+out=$(psql_on $C -d app -c "SELECT privacy.create_key()" 2>&1)
+check "without preloading, create_key: no root key, a clear error" grep -q 'ERROR:  the root key of pg_privacy is not loaded' <<<"$out"
+check "with a hint to preload" grep -q 'HINT:  Add pg_privacy to shared_preload_libraries, set privacy.root_key_command, and restart the server.' <<<"$out"
+out=$(psql_on $C -d app -c "SELECT privacy.pseudonymize('x')" 2>&1)
+check "without preloading, pseudonymize: the same error" grep -q 'ERROR:  the root key of pg_privacy is not loaded' <<<"$out"
+check "no key was made" [ "$(sql_value $C app "SELECT count(*) FROM privacy.keys")" = 0 ]
+
 # a database without the extension
 psql_on $C -d postgres -c "CREATE TABLE x (a text)" >/dev/null
 cluster_stop $C

@@ -144,6 +144,8 @@ holds_before=$(q "SELECT string_agg(format('%s %s %s %s %s', id, table_name, sub
 runs_before=$(q "SELECT string_agg(format('%s %s %s %s', run_id, policy, status, rows_affected), '; ' ORDER BY run_id) FROM privacy.retention_runs")
 runs_max=$(q "SELECT max(run_id) FROM privacy.retention_runs")
 audit_before=$(q "SELECT count(*) || ' ' || max(id) FROM privacy.audit_log")
+# 0.1.0 stores secrets in clear: the update wraps them (issue 18)
+clear_secrets=$(q "SELECT string_agg(encode(secret, 'hex'), ' ') FROM privacy.key_secrets WHERE secret IS NOT NULL")
 check "0.1.0 made real objects (runs, holds, audit)" \
     [ -n "$runs_before" -a -n "$holds_before" -a "${audit_before%% *}" -gt 20 ]
 
@@ -152,8 +154,20 @@ cluster_stop $C
 mkdir -p "$RUN_DIR/v-new"
 cp "$SYS_LIB/pg_privacy.so" "$SYS_EXT/pg_privacy.control" "$SYS_EXT"/pg_privacy--*.sql "$RUN_DIR/v-new/"
 install_files "$RUN_DIR/v-new"
+# first without a root key: the update must fail whole, with a clear error
+conf=$(cluster_dir $C)/data/postgresql.conf
+echo "privacy.root_key_command = ''" | as_pg tee -a "$conf" >/dev/null
 cluster_start $C || exit 1
 check "the new library starts with the 0.1.0 catalog" [ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_privacy'")" = 0.1.0 ]
+out=$(psql_on $C -d app -c "ALTER EXTENSION pg_privacy UPDATE" 2>&1)
+check "without a root key, ALTER EXTENSION UPDATE fails with a clear error" grep -q "ERROR:  no root key is configured for pg_privacy" <<<"$out"
+check "and a hint that nothing was changed" grep -q "HINT:  .*ALTER EXTENSION pg_privacy UPDATE wraps the existing key secrets under the root key, so it needs one; nothing was changed." <<<"$out"
+check "nothing half-done: still 0.1.0, secrets untouched" \
+    [ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_privacy'")" = 0.1.0 \
+      -a "$(q "SELECT string_agg(encode(secret, 'hex'), ' ') FROM privacy.key_secrets WHERE secret IS NOT NULL")" = "$clear_secrets" ]
+cluster_stop $C
+echo "privacy.root_key_command = 'cat $(root_key_file $C)'" | as_pg tee -a "$conf" >/dev/null
+cluster_start $C || exit 1
 # until the update, the new library refuses to run its SQL on the old
 # catalog: a clear error with the command to run
 stale=$(psql_on $C -d app -c "SELECT privacy.define_purpose('support')" 2>&1)
@@ -170,6 +184,17 @@ check "before the update, the worker skips the database and says so" grep -qF "$
 check "ALTER EXTENSION pg_privacy UPDATE succeeds" psql_on $C -d app -c "ALTER EXTENSION pg_privacy UPDATE"
 psql_on $C -d cat -c "ALTER EXTENSION pg_privacy UPDATE" >/dev/null
 check "the extension is now $NEW_VERSION" [ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_privacy'")" = "$NEW_VERSION" ]
+
+# --- the secrets are wrapped, the clear copies gone from the table's file
+check "every secret is wrapped under the server's root key" \
+    [ "$(q "SELECT count(*) FILTER (WHERE root_key_fingerprint = privacy.root_key_fingerprint()) || ' ' || count(*) FROM privacy.key_wrapping WHERE active")" = "3 3" ]
+check "the update is audited" [ "$(q "SELECT details->>'wrapped' FROM privacy.audit_log WHERE action = 'wrap_key_secrets'")" = 3 ]
+q "CHECKPOINT" >/dev/null
+heap=$(cluster_dir $C)/data/$(q "SELECT pg_relation_filepath('privacy.key_secrets')")
+check "the key table's file is not empty" test -s "$heap"
+for s in $clear_secrets; do
+    check "the clear secret ${s:0:8}… is gone from the key table's file" [ "$(traces "$s" "$heap")" = 0 ]
+done
 
 # --- everything made under 0.1.0 still works
 check "tags unchanged" [ "$(q "SELECT string_agg(format('%s.%s %s %s %s %s', table_name, column_name, purposes, category, is_subject, anonymize), '; ' ORDER BY 1) FROM privacy.column_tags")" = "$tags_before" ]
