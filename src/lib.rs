@@ -14,8 +14,7 @@
 //! | `types`     | `regclass` and `name` SQL types                             |
 //! | `catalog`   | typed catalog reads                                         |
 //! | `audit`     | `privacy.audit_log`, audit lines in the server log, SQL entry points |
-//! | `rootkey`   | the root key (outside the database), secret wrapping        |
-//! | `keys`      | key store, per-backend HMAC cache, key admin, `pseudonymize*` |
+//! | `keys`      | root key and wrapping, key store, per-backend HMAC cache, key admin, `pseudonymize*` |
 //! | `labels`    | label grammar, methods, tag readers, purposes, the label provider |
 //! | `retention` | filters, holds, anonymization SQL, policies, the run engine |
 //! | `subject`   | data subject rights: export, erasure, objections            |
@@ -33,7 +32,6 @@ mod security;
 mod types;
 mod catalog;
 mod audit;
-mod rootkey;
 pub mod keys;
 mod labels;
 mod retention;
@@ -75,7 +73,7 @@ extension_sql_file!("../sql/grants.sql", name = "grants", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
-    rootkey::load_at_start();
+    keys::rootkey::load_at_start();
     labels::provider::init();
     worker::init();
 }

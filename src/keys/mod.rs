@@ -38,10 +38,10 @@
 //! for the current transaction. That makes the SQL functions PARALLEL SAFE.
 
 pub mod pseudonym;
+pub mod rootkey;
 
 use crate::audit;
 use crate::error::{PResult, PrivacyError};
-use crate::rootkey;
 use crate::security;
 use hmac::{Hmac, Mac};
 use pgrx::prelude::*;

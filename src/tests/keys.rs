@@ -562,7 +562,7 @@ mod tests {
     const PREVIOUS_ROOT: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
     fn root_fp(hex: &str) -> String {
-        crate::rootkey::RootKey::parse(hex.as_bytes())
+        crate::keys::rootkey::RootKey::parse(hex.as_bytes())
             .unwrap()
             .fingerprint()
             .to_owned()
@@ -688,7 +688,7 @@ mod tests {
         // a secret wrapped under the previous root key (as after a restart
         // with a new privacy.root_key_command)
         let previous =
-            crate::rootkey::previous().expect("the test cluster has a previous root key");
+            crate::keys::rootkey::previous().expect("the test cluster has a previous root key");
         assert_eq!(previous.fingerprint(), root_fp(PREVIOUS_ROOT));
         let secret = [0x42u8; 32];
         let wrapped = previous.wrap("r", 1, &secret).unwrap();
@@ -728,7 +728,7 @@ mod tests {
             .unwrap();
         assert_ne!(now, wrapped);
         assert_eq!(
-            &crate::rootkey::current()
+            &crate::keys::rootkey::current()
                 .unwrap()
                 .unwrap("r", 1, &now)
                 .unwrap()[..],
