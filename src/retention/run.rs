@@ -716,7 +716,7 @@ impl Run {
         let owner = self.table_owner;
         let work = || owner_scope(owner, timeout_ms).run(|| Spi::connect_mut(f));
         if self.dry_run {
-            crate::sql::subxact::rolled_back(work)
+            crate::sql::subxact::run_rolled_back(work)
         } else {
             crate::sql::subxact::run(work)
         }

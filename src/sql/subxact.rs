@@ -6,8 +6,9 @@
 //! checked by PostgreSQL's analyzer, a literal cast as a table's owner.
 //!
 //! A query cancel (57014: `pg_cancel_backend`, `statement_timeout`) is never
-//! swallowed: it is re-thrown after the rollback. [`rolled_back`] runs a
-//! dry run: always rolled back.
+//! swallowed: it is re-thrown after the rollback. [`run_rolled_back`] (a
+//! retention dry run's batch) and [`rolled_back`] (an erasure's dry run,
+//! which re-raises) are always rolled back.
 
 use crate::error::{self, Caught, PResult};
 use pgrx::prelude::*;
@@ -17,6 +18,19 @@ use pgrx::PgSqlErrorCode;
 /// returns `Ok`, rolled back when it returns `Err` or raises an ERROR.
 pub fn run<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
     match within(|r| matches!(r, Ok(Ok(_))), f) {
+        Ok(r) => r,
+        Err(c) if c.error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED => c.original.rethrow(),
+        Err(c) => Err(c.error),
+    }
+}
+
+/// Like [`run`], but the subtransaction is rolled back whatever happens:
+/// what `f` did is undone, what it returned (its counts, its error, an
+/// ERROR caught as a [`PrivacyError`](crate::error::PrivacyError)) comes
+/// back; a cancel is re-thrown. How a retention dry run executes the real
+/// statements of each batch and reports their failures.
+pub fn run_rolled_back<R>(f: impl FnOnce() -> PResult<R>) -> PResult<R> {
+    match within(|_| false, f) {
         Ok(r) => r,
         Err(c) if c.error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED => c.original.rethrow(),
         Err(c) => Err(c.error),
