@@ -279,7 +279,11 @@ impl FromRow for ForeignKey {
 /// then name.
 pub fn foreign_keys_to(parents: &[pg_sys::Oid]) -> PResult<Vec<ForeignKey>> {
     all(
-        include_str!("../../sql/catalog/foreign_keys_to.sql"),
+        concat!(
+            include_str!("../../sql/catalog/foreign_keys.sql"),
+            "   AND c.confrelid = ANY ($1::pg_catalog.oid[]) AND cc.relpersistence <> 't'
+             ORDER BY c.conrelid, c.conname"
+        ),
         &[parents.to_vec().into()],
     )
 }
@@ -289,7 +293,13 @@ pub fn foreign_keys_to(parents: &[pg_sys::Oid]) -> PResult<Vec<ForeignKey>> {
 /// tables' links to the rows they reference.
 pub fn foreign_keys_from(children: &[pg_sys::Oid]) -> PResult<Vec<ForeignKey>> {
     all(
-        include_str!("../../sql/catalog/foreign_keys_from.sql"),
+        concat!(
+            include_str!("../../sql/catalog/foreign_keys.sql"),
+            "   AND c.conrelid = ANY ($1::pg_catalog.oid[])
+               AND NOT c.confrelid = ANY ($1::pg_catalog.oid[])
+               AND pc.relpersistence <> 't'
+             ORDER BY c.confrelid, c.conrelid, c.conname"
+        ),
         &[children.to_vec().into()],
     )
 }

@@ -1,6 +1,7 @@
--- catalog::foreign_keys_from($1 oid[]): foreign keys of the tables $1 to
--- permanent tables outside $1 (partition clones left out), with their
--- columns quoted and their equality operators schema-qualified.
+-- catalog::foreign_keys_to / foreign_keys_from: foreign keys (partition
+-- clones left out) with their columns quoted and their equality operators
+-- schema-qualified; each caller appends its condition on $1 (oid[]) and its
+-- order (src/catalog/mod.rs).
 SELECT c.conname::text AS name, c.conrelid AS child, c.confrelid AS parent,
        c.confdeltype::text AS on_delete,
        ARRAY(SELECT pg_catalog.quote_ident(a.attname)
@@ -24,7 +25,3 @@ SELECT c.conname::text AS name, c.conrelid AS child, c.confrelid AS parent,
   JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
   JOIN pg_catalog.pg_class pc ON pc.oid = c.confrelid
  WHERE c.contype = 'f' AND c.conparentid = 0
-   AND c.conrelid = ANY ($1::pg_catalog.oid[])
-   AND NOT c.confrelid = ANY ($1::pg_catalog.oid[])
-   AND pc.relpersistence <> 't'
- ORDER BY c.confrelid, c.conrelid, c.conname
