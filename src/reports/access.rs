@@ -26,7 +26,6 @@ use crate::error::PResult;
 use crate::labels::grammar::Label;
 use crate::security::as_extension_owner;
 use pgrx::prelude::*;
-use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,30 +134,8 @@ impl Context {
                 &[subject.into()],
                 |r| Ok(json!({ "purpose": r.get::<String>(1)?, "objected_at": r.get::<String>(2)? })),
             )?;
-            let controller = crate::sql::opt::<JsonB>(
-                "SELECT pg_catalog.jsonb_build_object('name', c.name, 'contact', c.contact,
-                        'representative', c.representative,
-                        'dpo', pg_catalog.jsonb_build_object('name', c.dpo_name, 'contact', c.dpo_contact))
-                   FROM privacy.controller c",
-                &[],
-            )?
-            .map(|j| j.0)
-            .unwrap_or(Value::Null);
-            let recipients = crate::sql::rows(
-                "SELECT name, description, purposes, country, third_country, safeguards
-                   FROM privacy.recipients ORDER BY name",
-                &[],
-                |r| {
-                    Ok(json!({
-                        "name": r.get::<String>(1)?,
-                        "description": r.get::<String>(2)?,
-                        "purposes": r.get::<Vec<String>>(3)?.unwrap_or_default(),
-                        "country": r.get::<String>(4)?,
-                        "third_country": r.get::<bool>(5)?.unwrap_or(false),
-                        "safeguards": r.get::<String>(6)?,
-                    }))
-                },
-            )?;
+            let controller = super::declarations::controller()?;
+            let recipients = super::declarations::recipients()?;
             Ok((objections, controller, recipients))
         })?;
         let mut purposes = Map::new();

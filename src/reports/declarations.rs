@@ -12,7 +12,40 @@ use crate::error::{PResult, PrivacyError};
 use crate::security::as_extension_owner;
 use crate::types::{regclass_text, Regclass};
 use pgrx::prelude::*;
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// The declared controller (with its DPO), or null. Reads a closed table:
+/// call as the extension owner.
+pub(super) fn controller() -> PResult<Value> {
+    Ok(crate::sql::opt::<pgrx::JsonB>(
+        "SELECT pg_catalog.jsonb_build_object('name', c.name, 'contact', c.contact,
+                'representative', c.representative,
+                'dpo', pg_catalog.jsonb_build_object('name', c.dpo_name, 'contact', c.dpo_contact))
+           FROM privacy.controller c",
+        &[],
+    )?
+    .map(|j| j.0)
+    .unwrap_or(Value::Null))
+}
+
+/// The declared recipients, by name. Call as the extension owner.
+pub(super) fn recipients() -> PResult<Vec<Value>> {
+    crate::sql::rows(
+        "SELECT name, description, purposes, country, third_country, safeguards
+           FROM privacy.recipients ORDER BY name",
+        &[],
+        |r| {
+            Ok(json!({
+                "name": r.get::<String>(1)?,
+                "description": r.get::<String>(2)?,
+                "purposes": r.get::<Vec<String>>(3)?.unwrap_or_default(),
+                "country": r.get::<String>(4)?,
+                "third_country": r.get::<bool>(5)?.unwrap_or(false),
+                "safeguards": r.get::<String>(6)?,
+            }))
+        },
+    )
+}
 
 fn need<T>(v: Option<T>, what: &str) -> PResult<T> {
     v.ok_or_else(|| PrivacyError::null_value(what))

@@ -66,12 +66,7 @@ pub fn build() -> PResult<Value> {
     )?;
     let (controller, purposes, recipients, subject_desc, holds, audit_log) = as_extension_owner(
         || {
-            let controller = one_json(
-                "SELECT pg_catalog.jsonb_build_object('name', c.name, 'contact', c.contact,
-                        'representative', c.representative,
-                        'dpo', pg_catalog.jsonb_build_object('name', c.dpo_name, 'contact', c.dpo_contact))
-                   FROM privacy.controller c",
-            )?;
+            let controller = super::declarations::controller()?;
             let purposes = crate::sql::rows(
                 "SELECT name, description, legal_basis FROM privacy.purposes ORDER BY name",
                 &[],
@@ -83,21 +78,7 @@ pub fn build() -> PResult<Value> {
                     ))
                 },
             )?;
-            let recipients = crate::sql::rows(
-                "SELECT name, description, purposes, country, third_country, safeguards
-                   FROM privacy.recipients ORDER BY name",
-                &[],
-                |r| {
-                    Ok(json!({
-                        "name": r.get::<String>(1)?,
-                        "description": r.get::<String>(2)?,
-                        "purposes": r.get::<Vec<String>>(3)?.unwrap_or_default(),
-                        "country": r.get::<String>(4)?,
-                        "third_country": r.get::<bool>(5)?.unwrap_or(false),
-                        "safeguards": r.get::<String>(6)?,
-                    }))
-                },
-            )?;
+            let recipients = super::declarations::recipients()?;
             let subject_desc: BTreeMap<u32, String> = crate::sql::rows(
                 "SELECT table_name::pg_catalog.oid, description FROM privacy.subject_categories",
                 &[],
