@@ -48,6 +48,18 @@ pub fn assert_sqlstate(sql: &str, state: &str) {
     }
 }
 
+/// Run `f` (a direct Rust call) on the catalog as of a fresh snapshot, as
+/// the worker's transactions see it.
+pub fn fresh<R>(f: impl FnOnce() -> R) -> R {
+    unsafe {
+        pg_sys::CommandCounterIncrement();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let r = f();
+    unsafe { pg_sys::PopActiveSnapshot() };
+    r
+}
+
 pub fn run(sql: &str) {
     Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }

@@ -3,7 +3,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::tests::{assert_sqlstate, error_of, one, run};
+    use crate::tests::{assert_sqlstate, error_of, fresh, one, run};
     use pgrx::prelude::*;
 
     const KEY: &str =
@@ -30,18 +30,6 @@ mod tests {
     /// between concurrently running tests.
     fn serialize_key_changes() {
         run("LOCK TABLE privacy.key_secrets IN SHARE ROW EXCLUSIVE MODE");
-    }
-
-    /// Direct Rust calls see the catalog as of a fresh snapshot, as the
-    /// worker's transactions do.
-    fn fresh<R>(f: impl FnOnce() -> R) -> R {
-        unsafe {
-            pg_sys::CommandCounterIncrement();
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        }
-        let r = f();
-        unsafe { pg_sys::PopActiveSnapshot() };
-        r
     }
 
     fn runs(policy: &str) -> i64 {

@@ -5,18 +5,8 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::tests::{assert_sqlstate, error_hint_of, error_of, one, run};
+    use crate::tests::{assert_sqlstate, error_hint_of, error_of, fresh, one, run};
     use pgrx::prelude::*;
-
-    fn fresh<R>(f: impl FnOnce() -> R) -> R {
-        unsafe {
-            pg_sys::CommandCounterIncrement();
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        }
-        let r = f();
-        unsafe { pg_sys::PopActiveSnapshot() };
-        r
-    }
 
     fn signups() {
         run("CREATE TABLE public.signups (id int PRIMARY KEY, at timestamptz, ok boolean NOT NULL DEFAULT true)");

@@ -4,7 +4,7 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::tests::{one, run};
+    use crate::tests::{fresh, one, run};
     use pgrx::prelude::*;
 
     #[pg_test]
@@ -49,18 +49,6 @@ mod tests {
             .as_deref(),
             Some("sighup ms 3600000")
         );
-    }
-
-    /// Direct Rust calls see the catalog as of a fresh snapshot, as the
-    /// worker's transactions do.
-    fn fresh<R>(f: impl FnOnce() -> R) -> R {
-        unsafe {
-            pg_sys::CommandCounterIncrement();
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        }
-        let r = f();
-        unsafe { pg_sys::PopActiveSnapshot() };
-        r
     }
 
     fn last_run(policy: &str) -> Option<String> {
