@@ -402,47 +402,46 @@ pub extern "C-unwind" fn pg_privacy_worker_main(arg: pg_sys::Datum) {
             break;
         }
         // (a cancel arriving here only fails this check: in_transaction)
-        let installed = in_transaction(crate::catalog::installed_version);
-        if let Err(e) = &installed {
-            warning!(
-                "pg_privacy: could not check the extension: {}",
-                crate::error::error_text(e)
-            );
-        }
-        let version = match installed {
-            Ok(Some(v)) => v,
-            Err(_) => {
-                if !sleep(Duration::from_secs(gucs::naptime_secs()), false) {
-                    break;
-                }
-                continue;
-            }
+        let version = match in_transaction(crate::catalog::installed_version) {
+            Ok(Some(v)) => Some(v),
             Ok(None) => {
                 log!("pg_privacy was dropped from database {dbname}; worker exits");
                 break;
             }
-        };
-        if version != crate::catalog::LIBRARY_VERSION {
-            if !stale_logged {
-                log!(
-                    "pg_privacy worker: database {dbname} has pg_privacy {version} installed but the library is version {}; no policy runs there until ALTER EXTENSION pg_privacy UPDATE",
-                    crate::catalog::LIBRARY_VERSION
+            Err(e) => {
+                // checked again after the naptime
+                warning!(
+                    "pg_privacy: could not check the extension: {}",
+                    crate::error::error_text(&e)
                 );
-                stale_logged = true;
+                None
             }
-        } else {
-            stale_logged = false;
-            if !recovered {
-                recovered = true;
-                if let Err(e) = in_transaction(recover_interrupted_runs) {
-                    warning!(
-                        "pg_privacy: could not close interrupted runs: {}",
-                        crate::error::error_text(&e)
+        };
+        match version {
+            None => {}
+            Some(version) if version != crate::catalog::LIBRARY_VERSION => {
+                if !stale_logged {
+                    log!(
+                        "pg_privacy worker: database {dbname} has pg_privacy {version} installed but the library is version {}; no policy runs there until ALTER EXTENSION pg_privacy UPDATE",
+                        crate::catalog::LIBRARY_VERSION
                     );
+                    stale_logged = true;
                 }
             }
-            if gucs::worker_enabled() && !unsafe { pg_sys::RecoveryInProgress() } {
-                run_due_policies();
+            Some(_) => {
+                stale_logged = false;
+                if !recovered {
+                    recovered = true;
+                    if let Err(e) = in_transaction(recover_interrupted_runs) {
+                        warning!(
+                            "pg_privacy: could not close interrupted runs: {}",
+                            crate::error::error_text(&e)
+                        );
+                    }
+                }
+                if gucs::worker_enabled() && !unsafe { pg_sys::RecoveryInProgress() } {
+                    run_due_policies();
+                }
             }
         }
         report_activity(None);
